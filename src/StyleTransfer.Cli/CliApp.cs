@@ -1,0 +1,255 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using Spectre.Console;
+using StyleTransfer.Networks;
+using StyleTransfer.Optimization;
+
+namespace StyleTransfer.Cli;
+
+/// <summary>
+/// The `stylize` command line: parses arguments into one <see cref="StyleTransferOptions"/>,
+/// validates it once, and hands it to <see cref="Stylizer"/>. Nothing else lives here.
+/// </summary>
+public static class CliApp
+{
+    public const int ExitOk = 0;
+    public const int ExitInternal = 1;
+    public const int ExitBadInput = 2;
+    public const int ExitDiverged = 3;
+    public const int ExitEngine = 4;
+    public const int ExitCancelled = 130;
+
+    /// <summary>Runs the command line. <paramref name="interactive"/> turns on the live progress bar.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false, CancellationToken cancellation = default)
+    {
+        var cli = new Definition();
+        ParseResult parsed = cli.Root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            stderr.WriteLine($"error: {parsed.Errors[0].Message} (see 'stylize --help')");
+            return ExitBadInput;
+        }
+
+        if (parsed.Action is not null && parsed.CommandResult.Command == cli.Root && !IsStylizeInvocation(parsed, cli))
+        {
+            // --help, --version: let System.CommandLine print them.
+            return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
+        }
+
+        try
+        {
+            StyleTransferOptions options = cli.ToOptions(parsed).Validate();
+            string content = parsed.GetRequiredValue(cli.Content);
+            string style = parsed.GetRequiredValue(cli.Style);
+            string output = parsed.GetRequiredValue(cli.Output);
+            return Stylize(content, style, output, options, stdout, interactive, cancellation);
+        }
+        catch (StyleTransferException e)
+        {
+            stderr.WriteLine($"error: {e.Message}");
+            return e.Kind switch
+            {
+                FailureKind.Diverged => ExitDiverged,
+                FailureKind.Engine => ExitEngine,
+                _ => ExitBadInput,
+            };
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("STYLIZE_DEBUG") != "1")
+        {
+            stderr.WriteLine($"error: internal error ({e.GetType().Name}: {e.Message.Split('\n')[0].Trim()}); set STYLIZE_DEBUG=1 for details");
+            return ExitInternal;
+        }
+    }
+
+    private static bool IsStylizeInvocation(ParseResult parsed, Definition cli) =>
+        parsed.GetResult(cli.Content) is not null && !parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?" or "--version");
+
+    private static int Stylize(string content, string style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation)
+    {
+        string version = TorchRuntime.EnsureLoaded();
+        stdout.WriteLine($"stylize: {options.Network} ({NetworkFactory.Describe(options)}), {options.Pooling.ToString().ToLowerInvariant()} pooling, libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
+
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cts.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            StylizeResult result = interactive
+                ? RunWithProgressBar(content, style, output, options, cts.Token)
+                : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), cts.Token);
+            using (result)
+            {
+                IterationReport? last = result.History.LastOrDefault();
+                string losses = last is null
+                    ? "no iterations run"
+                    : $"final loss {G(last.Total)} (content {G(last.Content)}, style {G(last.Style)}) after {last.Iteration} iterations in {last.Elapsed.TotalSeconds:F1} s ({last.Elapsed.TotalMilliseconds / last.Iteration:F0} ms/iteration)";
+                stdout.WriteLine($"wrote {output} ({result.Image.shape[3]}x{result.Image.shape[2]}); {losses}; seed {result.Seed}");
+                if (result.Cancelled)
+                {
+                    stdout.WriteLine("stopped early (Ctrl-C): the image so far was written");
+                    return ExitCancelled;
+                }
+
+                return ExitOk;
+            }
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    private static StylizeResult RunWithProgressBar(string content, string style, string output, StyleTransferOptions options, CancellationToken cancellation)
+    {
+        StylizeResult? result = null;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                ProgressTask task = ctx.AddTask("preparing", maxValue: options.Iterations);
+                var progress = new SyncProgress(r =>
+                {
+                    task.Value = r.Iteration;
+                    task.Description = $"iter {r.Iteration}/{r.Iterations} loss {G(r.Total)} content {G(r.Content)} style {G(r.Style)}";
+                });
+                result = Stylizer.StylizeFiles(content, style, output, options, progress, cancellation);
+            });
+        return result!;
+    }
+
+    internal static string G(double v) => v.ToString("0.###e+0", CultureInfo.InvariantCulture);
+
+    /// <summary>Plain progress lines for logs and pipes: every 10th iteration, the first and the last.</summary>
+    private sealed class LineProgress(TextWriter writer) : IProgress<IterationReport>
+    {
+        public void Report(IterationReport r)
+        {
+            if (r.Iteration != 1 && r.Iteration % 10 != 0 && r.Iteration != r.Iterations)
+            {
+                return;
+            }
+
+            double perIteration = r.Elapsed.TotalSeconds / r.Iteration;
+            TimeSpan eta = TimeSpan.FromSeconds(perIteration * (r.Iterations - r.Iteration));
+            writer.WriteLine(
+                $"iter {r.Iteration}/{r.Iterations}  loss {G(r.Total)}  content {G(r.Content)}  style {G(r.Style)}  {r.Elapsed.TotalSeconds:F1} s  eta {eta:hh\\:mm\\:ss}");
+        }
+    }
+
+    private sealed class SyncProgress(Action<IterationReport> action) : IProgress<IterationReport>
+    {
+        public void Report(IterationReport value) => action(value);
+    }
+
+    /// <summary>The options and arguments of the stylize command.</summary>
+    private sealed class Definition
+    {
+        public readonly Argument<string> Content = new("CONTENT") { Description = "Content image (the photograph)" };
+        public readonly Argument<string> Style = new("STYLE") { Description = "Style image (the painting)" };
+        public readonly Option<string> Output = new("--output", "-o") { Description = "Output image, .png or .jpg", Required = true };
+        public readonly Option<int> Size = new("--size") { Description = "Long edge of the output in pixels", DefaultValueFactory = _ => 512 };
+        public readonly Option<int> Iterations = new("--iterations", "-n") { Description = "Optimiser iterations", DefaultValueFactory = _ => 500 };
+        public readonly Option<double> ContentWeight = new("--content-weight") { Description = "α, the content weight", DefaultValueFactory = _ => 1.0 };
+        public readonly Option<double> StyleWeight = new("--style-weight") { Description = "β, the style weight", DefaultValueFactory = _ => 1e3 };
+        public readonly Option<double?> Ratio = new("--ratio") { Description = "α/β; sets --content-weight to ratio × --style-weight (default ratio 1e-3, as in the paper)" };
+        public readonly Option<double> TvWeight = new("--tv-weight") { Description = "Total-variation weight (0: off, as in the paper)", DefaultValueFactory = _ => 0 };
+        public readonly Option<string> ContentLayers = new("--content-layers") { Description = "Comma-separated content layers", DefaultValueFactory = _ => "relu4_2" };
+        public readonly Option<string> StyleLayers = new("--style-layers") { Description = "Comma-separated style layers", DefaultValueFactory = _ => "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1" };
+        public readonly Option<string?> StyleLayerWeights = new("--style-layer-weights") { Description = "Comma-separated w_l, one per style layer (default: equal, 1/L)" };
+        public readonly Option<string> Init = new Option<string>("--init") { Description = "Starting image", DefaultValueFactory = _ => "noise" }.AcceptOnlyFromAmong("noise", "content", "style");
+        public readonly Option<string> Optimizer = new Option<string>("--optimizer") { Description = "Optimiser", DefaultValueFactory = _ => "lbfgs" }.AcceptOnlyFromAmong("lbfgs", "adam");
+        public readonly Option<bool> LineSearch = new("--line-search") { Description = "L-BFGS with a strong-Wolfe line search (more evaluations per iteration, steadier)" };
+        public readonly Option<double?> LearningRate = new("--learning-rate", "--lr") { Description = "Step size (default 1 for L-BFGS, 0.02 for Adam)" };
+        public readonly Option<string> Pooling = new Option<string>("--pooling") { Description = "Pooling between blocks", DefaultValueFactory = _ => "avg" }.AcceptOnlyFromAmong("avg", "max");
+        public readonly Option<string> Network = new("--network") { Description = $"Feature network ({string.Join(", ", NetworkFactory.Names)})", DefaultValueFactory = _ => "vgg19" };
+        public readonly Option<string?> Weights = new("--weights") { Description = "Weights file (.pth or .safetensors); default: the PyTorch hub cache" };
+        public readonly Option<bool> NormalizeWeights = new("--normalize-weights") { Description = "Rescale filters to mean activation 1, as in the paper" };
+        public readonly Option<long?> Seed = new("--seed") { Description = "Random seed (same seed, same output)" };
+        public readonly Option<int> SaveEvery = new("--save-every") { Description = "Also write OUT-NNNN.ext every N iterations", DefaultValueFactory = _ => 0 };
+        public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
+        public readonly Option<double> StyleScale = new("--style-scale") { Description = "Style image size relative to the output size", DefaultValueFactory = _ => 1.0 };
+
+        public Definition()
+        {
+            Root = new RootCommand("Repaint a photograph in the style of a painting (Gatys, Ecker & Bethge, CVPR 2016).")
+            {
+                Content, Style, Output, Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, ContentLayers, StyleLayers,
+                StyleLayerWeights, Init, Optimizer, LineSearch, LearningRate, Pooling, Network, Weights, NormalizeWeights, Seed, SaveEvery,
+                Device, Threads, StyleScale,
+            };
+        }
+
+        public RootCommand Root { get; }
+
+        public StyleTransferOptions ToOptions(ParseResult p)
+        {
+            double styleWeight = p.GetValue(StyleWeight);
+            double contentWeight = p.GetValue(ContentWeight);
+            if (p.GetValue(Ratio) is { } ratio)
+            {
+                if (p.GetResult(ContentWeight) is { Implicit: false })
+                {
+                    throw new StyleTransferException("--ratio and --content-weight cannot be given together");
+                }
+
+                if (!double.IsFinite(ratio) || ratio <= 0)
+                {
+                    throw new StyleTransferException($"--ratio must be a number above 0, not {ratio.ToString(CultureInfo.InvariantCulture)}");
+                }
+
+                contentWeight = ratio * styleWeight;
+            }
+
+            return new StyleTransferOptions
+            {
+                Size = p.GetValue(Size),
+                Iterations = p.GetValue(Iterations),
+                ContentWeight = contentWeight,
+                StyleWeight = styleWeight,
+                TvWeight = p.GetValue(TvWeight),
+                ContentLayers = SplitList(p.GetValue(ContentLayers)),
+                StyleLayers = SplitList(p.GetValue(StyleLayers)),
+                StyleLayerWeights = p.GetValue(StyleLayerWeights) is { } w ? ParseNumbers(w, "--style-layer-weights") : null,
+                Init = Enum.Parse<InitMode>(p.GetValue(Init)!, ignoreCase: true),
+                Optimizer = Enum.Parse<OptimizerKind>(p.GetValue(Optimizer)!, ignoreCase: true),
+                LineSearch = p.GetValue(LineSearch),
+                LearningRate = p.GetValue(LearningRate),
+                Pooling = Enum.Parse<PoolingMode>(p.GetValue(Pooling)!, ignoreCase: true),
+                Network = p.GetValue(Network)!,
+                WeightsPath = p.GetValue(Weights),
+                NormalizeWeights = p.GetValue(NormalizeWeights),
+                Seed = p.GetValue(Seed),
+                SaveEvery = p.GetValue(SaveEvery),
+                Device = p.GetValue(Device)!,
+                Threads = p.GetValue(Threads),
+                StyleScale = p.GetValue(StyleScale),
+            };
+        }
+
+        private static List<string> SplitList(string? value) =>
+            (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
+
+        private static List<double> ParseNumbers(string value, string flag)
+        {
+            var list = new List<double>();
+            foreach (string item in value.Split(',', StringSplitOptions.TrimEntries))
+            {
+                if (!double.TryParse(item, NumberStyles.Float, CultureInfo.InvariantCulture, out double d))
+                {
+                    throw new StyleTransferException($"{flag}: '{item}' is not a number");
+                }
+
+                list.Add(d);
+            }
+
+            return list;
+        }
+    }
+}

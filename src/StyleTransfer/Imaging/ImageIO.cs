@@ -1,0 +1,208 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StyleTransfer.Imaging;
+
+/// <summary>
+/// Reads images into [1,3,H,W] float tensors (RGB in [0,1]) and writes tensors back as PNG or
+/// JPEG, atomically. The only place in the library that knows about image files.
+/// </summary>
+public static class ImageIO
+{
+    /// <summary>Smallest width or height accepted for an input image.</summary>
+    public const int MinSide = 16;
+
+    /// <summary>Largest input accepted, in pixels, before decoding (a 16k x 16k image).</summary>
+    public const long MaxInputPixels = 16384L * 16384L;
+
+    /// <summary>Loads an image file, honouring its EXIF orientation. <paramref name="what"/> names it in errors ("content image").</summary>
+    public static Image<Rgb24> Load(string path, string what)
+    {
+        if (!File.Exists(path))
+        {
+            throw new StyleTransferException(Directory.Exists(path)
+                ? $"{what} '{path}' is a folder, not an image file"
+                : $"{what} '{path}' does not exist");
+        }
+
+        try
+        {
+            IImageInfo? info = Image.Identify(path);
+            if (info == null)
+            {
+                throw new StyleTransferException($"{what} '{path}' is not an image in a supported format (PNG, JPEG, BMP, GIF, TGA, TIFF, WebP)");
+            }
+
+            if ((long)info.Width * info.Height > MaxInputPixels)
+            {
+                throw new StyleTransferException($"{what} '{path}' is too large to load ({info.Width}x{info.Height}; at most {MaxInputPixels / 1_000_000} megapixels)");
+            }
+
+            if (info.Width < MinSide || info.Height < MinSide)
+            {
+                throw new StyleTransferException($"{what} '{path}' is too small ({info.Width}x{info.Height}; both sides must be at least {MinSide} px)");
+            }
+
+            Image<Rgb24> image = Image.Load<Rgb24>(path);
+            image.Mutate(x => x.AutoOrient());
+            return image;
+        }
+        catch (UnknownImageFormatException)
+        {
+            throw new StyleTransferException($"{what} '{path}' is not an image in a supported format (PNG, JPEG, BMP, GIF, TGA, TIFF, WebP)");
+        }
+        catch (InvalidImageContentException e)
+        {
+            throw new StyleTransferException($"{what} '{path}' is corrupt or truncated ({FirstLine(e.Message)})");
+        }
+        catch (ImageFormatException e)
+        {
+            throw new StyleTransferException($"{what} '{path}' could not be decoded ({FirstLine(e.Message)})");
+        }
+        catch (UnauthorizedAccessException)
+        {
+            throw new StyleTransferException($"{what} '{path}' cannot be read (permission denied)");
+        }
+        catch (IOException e)
+        {
+            throw new StyleTransferException($"{what} '{path}' cannot be read ({FirstLine(e.Message)})");
+        }
+    }
+
+    /// <summary>Loads an image file and scales it so its long edge is <paramref name="longEdge"/> pixels.</summary>
+    public static Tensor LoadTensor(string path, string what, int longEdge)
+    {
+        using Image<Rgb24> image = Load(path, what);
+        (int w, int h) = ScaledSize(image.Width, image.Height, longEdge);
+        if (w != image.Width || h != image.Height)
+        {
+            image.Mutate(x => x.Resize(w, h, KnownResamplers.Lanczos3));
+        }
+
+        return ToTensor(image);
+    }
+
+    /// <summary>The size with the same aspect ratio whose long edge is <paramref name="longEdge"/> (each side at least 1).</summary>
+    public static (int Width, int Height) ScaledSize(int width, int height, int longEdge)
+    {
+        double scale = (double)longEdge / Math.Max(width, height);
+        return (Math.Max(1, (int)Math.Round(width * scale)), Math.Max(1, (int)Math.Round(height * scale)));
+    }
+
+    /// <summary>RGB24 pixels to a [1,3,H,W] float32 tensor in [0,1] on the CPU.</summary>
+    public static Tensor ToTensor(Image<Rgb24> image)
+    {
+        int w = image.Width, h = image.Height;
+        var pixels = new Rgb24[w * h];
+        image.CopyPixelDataTo(pixels);
+        var planar = new float[3 * w * h];
+        int plane = w * h;
+        for (int i = 0; i < plane; i++)
+        {
+            planar[i] = pixels[i].R / 255f;
+            planar[plane + i] = pixels[i].G / 255f;
+            planar[(2 * plane) + i] = pixels[i].B / 255f;
+        }
+
+        return torch.tensor(planar, new long[] { 1, 3, h, w });
+    }
+
+    /// <summary>A [1,3,H,W] or [3,H,W] tensor (RGB, [0,1], any device) to an image; values are clamped and rounded.</summary>
+    public static Image<Rgb24> ToImage(Tensor image)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor t = image.dim() == 4 ? image[0] : image;
+        if (t.dim() != 3 || t.shape[0] != 3)
+        {
+            throw new ArgumentException($"expected a [1,3,H,W] or [3,H,W] tensor, got [{string.Join(",", image.shape)}]");
+        }
+
+        int h = (int)t.shape[1], w = (int)t.shape[2];
+        byte[] bytes = t.detach().to(torch.CPU).to_type(ScalarType.Float32)
+            .clamp(0, 1).mul(255).round().to_type(ScalarType.Byte)
+            .permute(1, 2, 0).contiguous().data<byte>().ToArray();
+        return Image.LoadPixelData<Rgb24>(bytes, w, h);
+    }
+
+    /// <summary>Checks that <paramref name="path"/> names a PNG or JPEG in a folder that exists.</summary>
+    public static void CheckOutputPath(string path, string what = "output")
+    {
+        _ = EncoderFor(path, what);
+        string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir != null && !Directory.Exists(dir))
+        {
+            throw new StyleTransferException($"{what} folder '{dir}' does not exist");
+        }
+
+        if (Directory.Exists(path))
+        {
+            throw new StyleTransferException($"{what} '{path}' is a folder");
+        }
+    }
+
+    /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename.</summary>
+    public static void Save(Tensor image, string path)
+    {
+        using Image<Rgb24> img = ToImage(image);
+        Save(img, path);
+    }
+
+    /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename.</summary>
+    public static void Save(Image<Rgb24> image, string path)
+    {
+        IImageEncoder encoder = EncoderFor(path, "output");
+        string full = Path.GetFullPath(path);
+        string temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            using (FileStream stream = File.Create(temp))
+            {
+                image.Save(stream, encoder);
+            }
+
+            File.Move(temp, full, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(temp);
+            throw new StyleTransferException($"cannot write '{path}' ({FirstLine(e.Message)})");
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    private static IImageEncoder EncoderFor(string path, string what)
+    {
+        return Path.GetExtension(path).ToLowerInvariant() switch
+        {
+            ".png" => new PngEncoder(),
+            ".jpg" or ".jpeg" => new JpegEncoder { Quality = 95 },
+            _ => throw new StyleTransferException($"{what} '{path}' must end in .png, .jpg or .jpeg"),
+        };
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private static string FirstLine(string message) => message.Split('\n')[0].Trim();
+}

@@ -1,0 +1,202 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StyleTransfer.Optimization;
+
+/// <summary>
+/// L-BFGS over one tensor of parameters (the image), one iteration per <see cref="Step"/>, the same
+/// algorithm as PyTorch's <c>torch.optim.LBFGS</c> (two-loop recursion, first step scaled by
+/// min(1, 1/‖g‖₁), optional strong-Wolfe line search ported from PyTorch's <c>_strong_wolfe</c>).
+/// Written here rather than using TorchSharp's native wrapper because that one has no line search,
+/// cannot report per-iteration state, and prints a libtorch deprecation warning on every run.
+/// Each step costs one evaluation without line search; the gradient at the new point is reused.
+/// </summary>
+public sealed class Lbfgs : IDisposable
+{
+    private readonly Tensor x;
+    private readonly double lr;
+    private readonly int historySize;
+    private readonly bool strongWolfe;
+    private readonly double toleranceGrad;
+    private readonly double toleranceChange;
+    private readonly List<(Tensor Y, Tensor S, double Rho)> history = [];
+    private Tensor? direction;
+    private Tensor? prevGrad;
+    private double t;
+    private double hDiag = 1;
+    private int iteration;
+
+    /// <summary>Loss and gradient at the current point, if already known (from the last line search).</summary>
+    private (double Loss, Tensor Grad, int Ordinal)? current;
+
+    /// <param name="parameters">A leaf tensor with requires_grad; updated in place.</param>
+    public Lbfgs(Tensor parameters, double lr = 1, int historySize = 100, bool strongWolfe = false, double toleranceGrad = 1e-7, double toleranceChange = 1e-9)
+    {
+        x = parameters;
+        this.lr = lr;
+        this.historySize = historySize;
+        this.strongWolfe = strongWolfe;
+        this.toleranceGrad = toleranceGrad;
+        this.toleranceChange = toleranceChange;
+    }
+
+    /// <summary>Objective evaluations so far (line-search trials included).</summary>
+    public int Evaluations { get; private set; }
+
+    /// <summary>Which evaluation (1-based, counting every closure call) gave the point the last step started from.</summary>
+    public int StartEvaluation { get; private set; }
+
+    /// <summary>
+    /// One L-BFGS iteration. <paramref name="closure"/> must compute the loss at the current
+    /// parameters, fill their <c>.grad</c> (backward) and return the loss. Returns the loss at the
+    /// point the iteration started from.
+    /// </summary>
+    public double Step(Func<double> closure)
+    {
+        using var noGrad = torch.no_grad();
+        (double loss, Tensor g, int ordinal) = current ?? Evaluate(closure);
+        current = null;
+        StartEvaluation = ordinal;
+        try
+        {
+            if (g.abs().max().item<float>() <= toleranceGrad || !double.IsFinite(loss))
+            {
+                return loss;
+            }
+
+            iteration++;
+            Tensor d;
+            if (iteration == 1)
+            {
+                d = g.neg();
+                hDiag = 1;
+            }
+            else
+            {
+                using (var scope = torch.NewDisposeScope())
+                {
+                    Tensor y = g - prevGrad!;
+                    Tensor s = direction! * t;
+                    double ys = y.dot(s).item<float>();
+                    if (ys > 1e-10)
+                    {
+                        if (history.Count == historySize)
+                        {
+                            history[0].Y.Dispose();
+                            history[0].S.Dispose();
+                            history.RemoveAt(0);
+                        }
+
+                        history.Add((y.DetachFromDisposeScope(), s.DetachFromDisposeScope(), 1.0 / ys));
+                        hDiag = ys / y.dot(y).item<float>();
+                    }
+                }
+
+                d = TwoLoop(g);
+            }
+
+            Replace(ref direction, d);
+            Replace(ref prevGrad, g.clone());
+            t = iteration == 1 ? Math.Min(1.0, 1.0 / g.abs().sum().item<float>()) * lr : lr;
+            double gtd = g.dot(direction!).item<float>();
+            if (gtd > -toleranceChange)
+            {
+                return loss;
+            }
+
+            if (strongWolfe)
+            {
+                using Tensor xInit = x.detach().clone();
+                var ordinals = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
+                (double fNew, Tensor gNew, double tNew) = StrongWolfe.Search(
+                    (step) =>
+                    {
+                        (double f, Tensor gr, int o) = DirectionalEvaluate(closure, xInit, step, direction!);
+                        ordinals[gr] = o;
+                        return (f, gr);
+                    },
+                    t,
+                    direction!,
+                    loss,
+                    g,
+                    gtd,
+                    toleranceChange);
+                t = tNew;
+                x.copy_(xInit).add_(direction!.view_as(x), alpha: t);
+                current = (fNew, gNew, ordinals.GetValueOrDefault(gNew, ordinal));
+            }
+            else
+            {
+                x.add_(direction!.view_as(x), alpha: t);
+            }
+
+            return loss;
+        }
+        finally
+        {
+            g.Dispose();
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach ((Tensor y, Tensor s, _) in history)
+        {
+            y.Dispose();
+            s.Dispose();
+        }
+
+        history.Clear();
+        direction?.Dispose();
+        prevGrad?.Dispose();
+        current?.Grad.Dispose();
+    }
+
+    /// <summary>Swaps a long-lived tensor, keeping the new one out of any dispose scope of the caller.</summary>
+    private static void Replace(ref Tensor? field, Tensor value)
+    {
+        field?.Dispose();
+        field = value.DetachFromDisposeScope();
+    }
+
+    /// <summary>The two-loop recursion: an approximation of −H⁻¹g from the stored pairs.</summary>
+    private Tensor TwoLoop(Tensor g)
+    {
+        using var scope = torch.NewDisposeScope();
+        var al = new double[history.Count];
+        Tensor q = g.neg();
+        for (int i = history.Count - 1; i >= 0; i--)
+        {
+            al[i] = history[i].S.dot(q).item<float>() * history[i].Rho;
+            q.add_(history[i].Y, alpha: -al[i]);
+        }
+
+        Tensor r = q.mul_(hDiag);
+        for (int i = 0; i < history.Count; i++)
+        {
+            double be = history[i].Y.dot(r).item<float>() * history[i].Rho;
+            r.add_(history[i].S, alpha: al[i] - be);
+        }
+
+        return r.MoveToOuterDisposeScope();
+    }
+
+    private (double Loss, Tensor Grad, int Ordinal) Evaluate(Func<double> closure)
+    {
+        Evaluations++;
+        double loss;
+        using (torch.enable_grad())
+        {
+            loss = closure();
+        }
+
+        Tensor grad = x.grad is { } gr ? gr.detach().reshape(-1).clone() : torch.zeros(x.numel(), device: x.device);
+        return (loss, grad.DetachFromDisposeScope(), Evaluations);
+    }
+
+    private (double Loss, Tensor Grad, int Ordinal) DirectionalEvaluate(Func<double> closure, Tensor from, double step, Tensor d)
+    {
+        x.copy_(from).add_(d.view_as(x), alpha: step);
+        return Evaluate(closure);
+    }
+}

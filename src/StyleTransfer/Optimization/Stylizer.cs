@@ -1,0 +1,300 @@
+using System.Diagnostics;
+using StyleTransfer.Imaging;
+using StyleTransfer.Losses;
+using StyleTransfer.Networks;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace StyleTransfer.Optimization;
+
+/// <summary>One optimiser iteration, as reported to progress displays and logs.</summary>
+/// <param name="Iteration">1-based.</param>
+/// <param name="Total">α·content + β·style + tv.</param>
+/// <param name="Content">Unweighted content loss.</param>
+/// <param name="Style">Unweighted style loss Σ w_l E_l.</param>
+/// <param name="Tv">Unweighted total variation.</param>
+/// <param name="Elapsed">Since the optimisation started (targets excluded).</param>
+public sealed record IterationReport(int Iteration, int Iterations, double Total, double Content, double Style, double Tv, TimeSpan Elapsed);
+
+/// <summary>What a run produced.</summary>
+public sealed class StylizeResult : IDisposable
+{
+    internal StylizeResult(Tensor image, IReadOnlyList<IterationReport> history, long seed, bool cancelled)
+    {
+        Image = image;
+        History = history;
+        Seed = seed;
+        Cancelled = cancelled;
+    }
+
+    /// <summary>[1,3,H,W], RGB, on the CPU, clamped to [0,1].</summary>
+    public Tensor Image { get; }
+
+    public IReadOnlyList<IterationReport> History { get; }
+
+    /// <summary>The seed used (the given one, or the one picked).</summary>
+    public long Seed { get; }
+
+    /// <summary>True when the run was stopped early through its cancellation token.</summary>
+    public bool Cancelled { get; }
+
+    public void Dispose() => Image.Dispose();
+}
+
+/// <summary>
+/// Gatys et al.'s method: match a content image's features and a style image's Gram matrices by
+/// optimising the pixels of an image. Data flows one way: images → network → losses → optimiser.
+/// </summary>
+public static class Stylizer
+{
+    /// <summary>
+    /// Reads the two images, stylises, writes <paramref name="outputPath"/> (PNG or JPEG, atomically).
+    /// Snapshots go beside it as NAME-0100.png when <see cref="StyleTransferOptions.SaveEvery"/> is set.
+    /// </summary>
+    public static StylizeResult StylizeFiles(
+        string contentPath,
+        string stylePath,
+        string outputPath,
+        StyleTransferOptions options,
+        IProgress<IterationReport>? progress = null,
+        CancellationToken cancellation = default)
+    {
+        options.Validate();
+        ImageIO.CheckOutputPath(outputPath);
+        TorchRuntime.SetThreads(options.Threads);
+        Device device = TorchRuntime.ResolveDevice(options.Device);
+
+        using Tensor content = ImageIO.LoadTensor(contentPath, "content image", options.Size);
+        int styleEdge = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
+        using Tensor style = ImageIO.LoadTensor(stylePath, "style image", styleEdge);
+        CheckMemory(options, content, style, device);
+
+        using IFeatureNetwork network = NetworkFactory.Create(options, device);
+        StylizeResult result = Run(
+            content,
+            style,
+            network,
+            options,
+            progress,
+            cancellation,
+            options.SaveEvery > 0 ? (i, img) => ImageIO.Save(img, SnapshotPath(outputPath, i)) : null);
+        ImageIO.Save(result.Image, outputPath);
+        return result;
+    }
+
+    /// <summary>Where the snapshot of iteration <paramref name="iteration"/> goes: out.png → out-0100.png.</summary>
+    public static string SnapshotPath(string outputPath, int iteration)
+    {
+        string dir = Path.GetDirectoryName(outputPath) ?? "";
+        return Path.Combine(dir, $"{Path.GetFileNameWithoutExtension(outputPath)}-{iteration:D4}{Path.GetExtension(outputPath)}");
+    }
+
+    /// <summary>
+    /// Stylises tensors: <paramref name="content"/> and <paramref name="style"/> are [1,3,H,W] RGB in
+    /// [0,1] (any sizes; the output has the content's size). The options must have been validated.
+    /// </summary>
+    public static StylizeResult Run(
+        Tensor content,
+        Tensor style,
+        IFeatureNetwork network,
+        StyleTransferOptions options,
+        IProgress<IterationReport>? progress = null,
+        CancellationToken cancellation = default,
+        Action<int, Tensor>? snapshot = null)
+    {
+        CheckLayers(network, options);
+        Device device = network.Device;
+        long seed = options.Seed ?? Random.Shared.NextInt64(0, int.MaxValue);
+        IReadOnlyList<double> layerWeights = options.EffectiveStyleLayerWeights;
+        string[] contentLayers = options.ContentWeight > 0 ? [.. options.ContentLayers] : [];
+        string[] styleLayers = options.StyleWeight > 0 ? [.. options.StyleLayers] : [];
+        string[] allTaps = [.. contentLayers.Union(styleLayers)];
+
+        using Tensor contentOnDevice = content.to(device), styleOnDevice = style.to(device);
+        using var targets = new TargetSet(network, contentOnDevice, styleOnDevice, contentLayers, styleLayers);
+        using Parameter x = new(InitialImage(options.Init, content, style, seed).to(device), requires_grad: true);
+        using Lbfgs? lbfgs = options.Optimizer == OptimizerKind.Lbfgs
+            ? new Lbfgs(x, options.EffectiveLearningRate, historySize: 100, strongWolfe: options.LineSearch)
+            : null;
+        using torch.optim.Optimizer? adam = options.Optimizer == OptimizerKind.Adam
+            ? torch.optim.Adam([x], lr: options.EffectiveLearningRate)
+            : null;
+
+        var history = new List<IterationReport>(options.Iterations);
+        var recent = new (int Ordinal, double Total, double Content, double Style, double Tv)[64];
+        int evaluations = 0;
+        var clock = Stopwatch.StartNew();
+        bool cancelled = false;
+        for (int i = 1; i <= options.Iterations; i++)
+        {
+            if (cancellation.IsCancellationRequested)
+            {
+                cancelled = true;
+                break;
+            }
+
+            double c = 0, s = 0, tv = 0, total = 0;
+            using (var scope = torch.NewDisposeScope())
+            {
+                double Closure()
+                {
+                    evaluations++;
+                    using var evalScope = torch.NewDisposeScope();
+                    x.grad?.zero_();
+                    Dictionary<string, Tensor> feats = network.Extract(x, allTaps);
+                    Tensor lc = torch.zeros(1, device: device), ls = torch.zeros(1, device: device);
+                    foreach (string layer in contentLayers)
+                    {
+                        lc = lc + ContentLoss.Compute(feats[layer], targets.Content[layer]);
+                    }
+
+                    for (int l = 0; l < styleLayers.Length; l++)
+                    {
+                        ls = ls + (StyleLoss.Layer(feats[styleLayers[l]], targets.StyleGrams[styleLayers[l]]) * layerWeights[l]);
+                    }
+
+                    Tensor ltv = options.TvWeight > 0 ? TotalVariation.Compute(x) : torch.zeros(1, device: device);
+                    Tensor loss = (lc * options.ContentWeight) + (ls * options.StyleWeight) + (ltv * options.TvWeight);
+                    loss.backward();
+
+                    // One host sync per evaluation: the numbers are needed for the NaN check and the report.
+                    using Tensor parts = torch.cat([loss.reshape(1), lc.reshape(1), ls.reshape(1), ltv.reshape(1)]).to(ScalarType.Float64).to(torch.CPU);
+                    double[] v = parts.data<double>().ToArray();
+                    (total, c, s, tv) = (v[0], v[1], v[2], v[3]);
+                    recent[evaluations % recent.Length] = (evaluations, total, c, s, tv);
+                    return total;
+                }
+
+                if (lbfgs != null)
+                {
+                    // Reported: the losses of the point the iteration started from, which a line
+                    // search may have evaluated during the previous iteration.
+                    lbfgs.Step(Closure);
+                    var e = recent[lbfgs.StartEvaluation % recent.Length];
+                    if (e.Ordinal == lbfgs.StartEvaluation)
+                    {
+                        (total, c, s, tv) = (e.Total, e.Content, e.Style, e.Tv);
+                    }
+                }
+                else
+                {
+                    Closure();
+                    adam!.step();
+                }
+            }
+
+            if (!double.IsFinite(total))
+            {
+                throw new StyleTransferException(
+                    $"the loss became {total} at iteration {i}; no image was written (try a smaller --style-weight or --learning-rate, or --optimizer adam)",
+                    FailureKind.Diverged);
+            }
+
+            var report = new IterationReport(i, options.Iterations, total, c, s, tv, clock.Elapsed);
+            history.Add(report);
+            progress?.Report(report);
+            if (snapshot != null && options.SaveEvery > 0 && i % options.SaveEvery == 0 && i < options.Iterations)
+            {
+                using Tensor snap = x.detach().clamp(0, 1).to(torch.CPU);
+                snapshot(i, snap);
+            }
+        }
+
+        Tensor image = x.detach().clamp(0, 1).to(torch.CPU);
+        if (!torch.isfinite(image).all().item<bool>())
+        {
+            image.Dispose();
+            throw new StyleTransferException("the image holds NaN or infinite values; no image was written", FailureKind.Diverged);
+        }
+
+        return new StylizeResult(image, history, seed, cancelled);
+    }
+
+    /// <summary>The starting image for <paramref name="mode"/>, [1,3,H,W] at the content's size, on the CPU or the content's device.</summary>
+    internal static Tensor InitialImage(InitMode mode, Tensor content, Tensor style, long seed)
+    {
+        switch (mode)
+        {
+            case InitMode.Content:
+                return content.detach().clone();
+            case InitMode.Style:
+                return F.interpolate(style.detach(), size: [content.shape[2], content.shape[3]], mode: InterpolationMode.Bilinear, align_corners: false);
+            default:
+                using (var gen = new Generator((ulong)seed))
+                {
+                    return torch.rand(content.shape, generator: gen).to(content.device);
+                }
+        }
+    }
+
+    private static void CheckLayers(IFeatureNetwork network, StyleTransferOptions options)
+    {
+        foreach ((string flag, IReadOnlyList<string> layers) in new[] { ("--content-layers", options.ContentLayers), ("--style-layers", options.StyleLayers) })
+        {
+            foreach (string layer in layers)
+            {
+                if (!network.TapNames.Contains(layer))
+                {
+                    throw new StyleTransferException(
+                        $"{flag}: unknown layer '{layer}' for {network.Name} (known: {string.Join(", ", network.TapNames)})");
+                }
+            }
+        }
+    }
+
+    private static void CheckMemory(StyleTransferOptions options, Tensor content, Tensor style, Device device)
+    {
+        if (device.type != DeviceType.CPU)
+        {
+            return;
+        }
+
+        long pixels = Math.Max(content.shape[2] * content.shape[3], style.shape[2] * style.shape[3]);
+        long need = NetworkFactory.EstimateWorkingBytes(options.Network, pixels);
+        long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (have > 0 && need > have * 0.9)
+        {
+            throw new StyleTransferException(
+                $"--size {options.Size} needs about {need / 1e9:F0} GB of memory with {options.Network}, and this machine has {have / 1e9:F0} GB; use a smaller --size");
+        }
+    }
+
+    /// <summary>Content features and style Grams, computed once, without gradients.</summary>
+    private sealed class TargetSet : IDisposable
+    {
+        public TargetSet(IFeatureNetwork network, Tensor content, Tensor style, string[] contentLayers, string[] styleLayers)
+        {
+            using var noGrad = torch.no_grad();
+            using var scope = torch.NewDisposeScope();
+            if (contentLayers.Length > 0)
+            {
+                foreach ((string k, Tensor v) in network.Extract(content, contentLayers))
+                {
+                    Content[k] = v.clone().MoveToOuterDisposeScope();
+                }
+            }
+
+            if (styleLayers.Length > 0)
+            {
+                foreach ((string k, Tensor v) in network.Extract(style, styleLayers))
+                {
+                    StyleGrams[k] = Gram.Compute(v).MoveToOuterDisposeScope();
+                }
+            }
+        }
+
+        public Dictionary<string, Tensor> Content { get; } = new(StringComparer.Ordinal);
+
+        public Dictionary<string, Tensor> StyleGrams { get; } = new(StringComparer.Ordinal);
+
+        public void Dispose()
+        {
+            foreach (Tensor t in Content.Values.Concat(StyleGrams.Values))
+            {
+                t.Dispose();
+            }
+        }
+    }
+}

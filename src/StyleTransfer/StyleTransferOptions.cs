@@ -1,0 +1,164 @@
+using System.Globalization;
+using StyleTransfer.Networks;
+
+namespace StyleTransfer;
+
+/// <summary>How the output image starts.</summary>
+public enum InitMode
+{
+    /// <summary>White noise, as in the paper.</summary>
+    Noise,
+
+    /// <summary>The content image.</summary>
+    Content,
+
+    /// <summary>The style image, resized to the output size.</summary>
+    Style,
+}
+
+/// <summary>The optimiser that updates the pixels.</summary>
+public enum OptimizerKind
+{
+    /// <summary>L-BFGS, as in the paper.</summary>
+    Lbfgs,
+
+    /// <summary>Adam.</summary>
+    Adam,
+}
+
+/// <summary>
+/// Every setting of a style transfer, in one record. Front ends build it and call
+/// <see cref="Validate"/> once; the engine trusts it after that.
+/// </summary>
+public sealed record StyleTransferOptions
+{
+    /// <summary>The paper's style layers (rectified responses; "conv1_1" … "conv5_1" in its Caffe naming).</summary>
+    public static readonly IReadOnlyList<string> PaperStyleLayers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
+
+    /// <summary>The paper's content layer ("conv4_2" in its Caffe naming).</summary>
+    public static readonly IReadOnlyList<string> PaperContentLayers = ["relu4_2"];
+
+    /// <summary>Long edge of the output in pixels.</summary>
+    public int Size { get; init; } = 512;
+
+    /// <summary>Optimiser iterations.</summary>
+    public int Iterations { get; init; } = 500;
+
+    /// <summary>α, the content weight.</summary>
+    public double ContentWeight { get; init; } = 1.0;
+
+    /// <summary>β, the style weight. The default gives the paper's α/β = 1e-3.</summary>
+    public double StyleWeight { get; init; } = 1e3;
+
+    /// <summary>Weight of the squared total-variation term (0: off, as in the paper).</summary>
+    public double TvWeight { get; init; }
+
+    /// <summary>Layers whose features are matched for content.</summary>
+    public IReadOnlyList<string> ContentLayers { get; init; } = PaperContentLayers;
+
+    /// <summary>Layers whose Gram matrices are matched for style.</summary>
+    public IReadOnlyList<string> StyleLayers { get; init; } = PaperStyleLayers;
+
+    /// <summary>w_l per style layer; null means equal weights 1/L.</summary>
+    public IReadOnlyList<double>? StyleLayerWeights { get; init; }
+
+    public InitMode Init { get; init; } = InitMode.Noise;
+
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Lbfgs;
+
+    /// <summary>L-BFGS with a strong-Wolfe line search (PyTorch's line_search_fn="strong_wolfe"); off: fixed steps, as torch.optim.LBFGS by default.</summary>
+    public bool LineSearch { get; init; }
+
+    /// <summary>Step size: L-BFGS's initial step scale, or Adam's learning rate (pixels are in [0,1]). Null: 1 for L-BFGS, 0.02 for Adam.</summary>
+    public double? LearningRate { get; init; }
+
+    public PoolingMode Pooling { get; init; } = PoolingMode.Avg;
+
+    /// <summary>Feature network name (see <see cref="NetworkFactory.Names"/>).</summary>
+    public string Network { get; init; } = "vgg19";
+
+    /// <summary>Weights file; null searches the PyTorch hub cache.</summary>
+    public string? WeightsPath { get; init; }
+
+    /// <summary>Apply the paper's mean-activation weight normalisation.</summary>
+    public bool NormalizeWeights { get; init; }
+
+    /// <summary>Random seed (noise initialisation); null picks one and reports it.</summary>
+    public long? Seed { get; init; }
+
+    /// <summary>Write an intermediate image every N iterations (0: never).</summary>
+    public int SaveEvery { get; init; }
+
+    /// <summary>"cpu", "cuda" or "cuda:N".</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>libtorch intra-op threads; null: one per core.</summary>
+    public int? Threads { get; init; }
+
+    /// <summary>The style image's long edge, relative to the output's long edge.</summary>
+    public double StyleScale { get; init; } = 1.0;
+
+    /// <summary>The effective step size.</summary>
+    public double EffectiveLearningRate => LearningRate ?? (Optimizer == OptimizerKind.Lbfgs ? 1.0 : 0.02);
+
+    /// <summary>w_l for each style layer (given, or 1/L each).</summary>
+    public IReadOnlyList<double> EffectiveStyleLayerWeights =>
+        StyleLayerWeights ?? Enumerable.Repeat(1.0 / StyleLayers.Count, StyleLayers.Count).ToList();
+
+    /// <summary>Checks every value; throws <see cref="StyleTransferException"/> with one line naming the first problem.</summary>
+    public StyleTransferOptions Validate()
+    {
+        Require(Size >= 16, $"--size must be at least 16, not {Size}");
+        Require(Size <= 16384, $"--size must be at most 16384, not {Size}");
+        Require(Iterations >= 1, $"--iterations must be at least 1, not {Iterations}");
+        RequireWeight(ContentWeight, "--content-weight");
+        RequireWeight(StyleWeight, "--style-weight");
+        RequireWeight(TvWeight, "--tv-weight");
+        Require(ContentWeight > 0 || StyleWeight > 0 || TvWeight > 0, "at least one of --content-weight, --style-weight and --tv-weight must be above 0");
+        Require(ContentLayers.Count > 0 || ContentWeight == 0, "--content-layers is empty");
+        Require(StyleLayers.Count > 0 || StyleWeight == 0, "--style-layers is empty");
+        foreach (string layer in ContentLayers.Concat(StyleLayers))
+        {
+            Require(!string.IsNullOrWhiteSpace(layer), "a layer name is empty");
+        }
+
+        Require(StyleLayers.Distinct().Count() == StyleLayers.Count, "--style-layers names a layer twice");
+        if (StyleLayerWeights != null)
+        {
+            Require(
+                StyleLayerWeights.Count == StyleLayers.Count,
+                $"--style-layer-weights has {StyleLayerWeights.Count} value(s) but --style-layers has {StyleLayers.Count}");
+            foreach (double w in StyleLayerWeights)
+            {
+                RequireWeight(w, "--style-layer-weights");
+            }
+        }
+
+        if (LearningRate is { } lr)
+        {
+            Require(double.IsFinite(lr) && lr > 0, $"--learning-rate must be a number above 0, not {Format(lr)}");
+        }
+
+        Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"--style-scale must be above 0 and at most 8, not {Format(StyleScale)}");
+        Require(SaveEvery >= 0, $"--save-every must be 0 or more, not {SaveEvery}");
+        Require(Threads is null or >= 1, $"--threads must be at least 1, not {Threads}");
+        Require(
+            NetworkFactory.Names.Contains(Network),
+            $"unknown network '{Network}' (known: {string.Join(", ", NetworkFactory.Names)})");
+        Require(Seed is null or >= 0, $"--seed must be 0 or more, not {Seed}");
+        return this;
+    }
+
+    internal static string Format(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+
+    private static void RequireWeight(double w, string name) =>
+        Require(double.IsFinite(w) && w >= 0, $"{name} must be a finite number of 0 or more, not {Format(w)}");
+
+    private static void Require(bool condition, string message)
+    {
+        if (!condition)
+        {
+            throw new StyleTransferException(message);
+        }
+    }
+}

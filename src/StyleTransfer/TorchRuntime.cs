@@ -1,0 +1,103 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StyleTransfer;
+
+/// <summary>Starts libtorch once, sets threads and resolves devices, turning failures into one-line errors.</summary>
+public static class TorchRuntime
+{
+    private static readonly Lock Gate = new();
+    private static string? version;
+
+    /// <summary>Loads the native engine; returns its libtorch version.</summary>
+    public static string EnsureLoaded()
+    {
+        lock (Gate)
+        {
+            if (version != null)
+            {
+                return version;
+            }
+
+            try
+            {
+                QuietNativeLogging();
+                version = LoadNative();
+                return version;
+            }
+            catch (Exception e) when (e is not StyleTransferException)
+            {
+                string first = e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? e.GetType().Name;
+                throw new StyleTransferException(
+                    $"the libtorch engine could not be loaded ({first.Trim()}); rebuild with 'dotnet build' so the native library is prepared for this host (README: 'The native library on Debian 12')",
+                    e,
+                    FailureKind.Engine);
+            }
+        }
+    }
+
+    /// <summary>
+    /// libtorch prints deprecation warnings of its own C++ API (e.g. "Optimizer::parameters() will
+    /// be removed") that say nothing to our users. c10 reads TORCH_CPP_LOG_LEVEL when it loads;
+    /// .NET's Environment.SetEnvironmentVariable does not reach the native environment, so setenv.
+    /// A level the user set is kept.
+    /// </summary>
+    private static void QuietNativeLogging()
+    {
+        if (OperatingSystem.IsWindows() || Environment.GetEnvironmentVariable("TORCH_CPP_LOG_LEVEL") != null)
+        {
+            return;
+        }
+
+        _ = NativeMethods.setenv("TORCH_CPP_LOG_LEVEL", "ERROR", 0);
+    }
+
+    /// <summary>Kept out of line so that touching <c>torch</c> (whose static constructor loads the natives) happens after <see cref="QuietNativeLogging"/>.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static string LoadNative() => torch.__version__;
+
+    /// <summary>Sets libtorch's intra-op thread count; null means one per core.</summary>
+    public static void SetThreads(int? threads)
+    {
+        EnsureLoaded();
+        torch.set_num_threads(threads ?? Environment.ProcessorCount);
+    }
+
+    /// <summary>Parses "cpu", "cuda" or "cuda:N" and checks that the device exists.</summary>
+    public static Device ResolveDevice(string name)
+    {
+        EnsureLoaded();
+        string n = name.Trim().ToLowerInvariant();
+        if (n == "cpu")
+        {
+            return torch.CPU;
+        }
+
+        int index = 0;
+        bool ok = n == "cuda" || (n.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(n.AsSpan(5), out index) && index >= 0);
+        if (!ok)
+        {
+            throw new StyleTransferException($"--device must be cpu, cuda or cuda:N, not '{name}'");
+        }
+
+        if (!torch.cuda.is_available())
+        {
+            throw new StyleTransferException(
+                $"--device {name} was asked for, but CUDA is not available: this build uses the CPU libtorch package (see README 'GPU')");
+        }
+
+        int count = torch.cuda.device_count();
+        if (index >= count)
+        {
+            throw new StyleTransferException($"--device {name} was asked for, but this machine has {count} CUDA device(s)");
+        }
+
+        return torch.device(DeviceType.CUDA, index);
+    }
+}
+
+internal static partial class NativeMethods
+{
+    [System.Runtime.InteropServices.LibraryImport("libc", StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+    internal static partial int setenv(string name, string value, int overwrite);
+}
