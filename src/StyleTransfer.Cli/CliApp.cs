@@ -27,7 +27,8 @@ public static class CliApp
         ParseResult parsed = cli.Root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            stderr.WriteLine($"error: {parsed.Errors[0].Message} (see 'stylize --help')");
+            string message = string.Join(' ', parsed.Errors[0].Message.Split((char[])['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            stderr.WriteLine($"error: {message} (see 'stylize --help')");
             return ExitBadInput;
         }
 
@@ -87,7 +88,7 @@ public static class CliApp
                 IterationReport? last = result.History.LastOrDefault();
                 string losses = last is null
                     ? "no iterations run"
-                    : $"final loss {G(last.Total)} (content {G(last.Content)}, style {G(last.Style)}) after {last.Iteration} iterations in {last.Elapsed.TotalSeconds:F1} s ({last.Elapsed.TotalMilliseconds / last.Iteration:F0} ms/iteration)";
+                    : $"final loss {G(last.Total)} (content {G(last.Content)}, style {G(last.Style)}) after {last.Iteration} iterations ({last.Evaluations} evaluations) in {last.Elapsed.TotalSeconds:F1} s ({last.Elapsed.TotalMilliseconds / last.Iteration:F0} ms/iteration)";
                 stdout.WriteLine($"wrote {output} ({result.Image.shape[3]}x{result.Image.shape[2]}); {losses}; seed {result.Seed}");
                 if (result.Cancelled)
                 {
@@ -165,6 +166,7 @@ public static class CliApp
         public readonly Option<string> Init = new Option<string>("--init") { Description = "Starting image", DefaultValueFactory = _ => "noise" }.AcceptOnlyFromAmong("noise", "content", "style");
         public readonly Option<string> Optimizer = new Option<string>("--optimizer") { Description = "Optimiser", DefaultValueFactory = _ => "lbfgs" }.AcceptOnlyFromAmong("lbfgs", "adam");
         public readonly Option<bool> LineSearch = new("--line-search") { Description = "L-BFGS with a strong-Wolfe line search (more evaluations per iteration, steadier)" };
+        public readonly Option<int> LbfgsHistory = new("--lbfgs-history") { Description = "L-BFGS memory (pairs kept; each holds two image-sized tensors)", DefaultValueFactory = _ => 100 };
         public readonly Option<double?> LearningRate = new("--learning-rate", "--lr") { Description = "Step size (default 1 for L-BFGS, 0.02 for Adam)" };
         public readonly Option<string> Pooling = new Option<string>("--pooling") { Description = "Pooling between blocks", DefaultValueFactory = _ => "avg" }.AcceptOnlyFromAmong("avg", "max");
         public readonly Option<string> Network = new("--network") { Description = $"Feature network ({string.Join(", ", NetworkFactory.Names)})", DefaultValueFactory = _ => "vgg19" };
@@ -181,7 +183,7 @@ public static class CliApp
             Root = new RootCommand("Repaint a photograph in the style of a painting (Gatys, Ecker & Bethge, CVPR 2016).")
             {
                 Content, Style, Output, Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, ContentLayers, StyleLayers,
-                StyleLayerWeights, Init, Optimizer, LineSearch, LearningRate, Pooling, Network, Weights, NormalizeWeights, Seed, SaveEvery,
+                StyleLayerWeights, Init, Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, Seed, SaveEvery,
                 Device, Threads, StyleScale,
             };
         }
@@ -220,6 +222,7 @@ public static class CliApp
                 Init = Enum.Parse<InitMode>(p.GetValue(Init)!, ignoreCase: true),
                 Optimizer = Enum.Parse<OptimizerKind>(p.GetValue(Optimizer)!, ignoreCase: true),
                 LineSearch = p.GetValue(LineSearch),
+                LbfgsHistory = p.GetValue(LbfgsHistory),
                 LearningRate = p.GetValue(LearningRate),
                 Pooling = Enum.Parse<PoolingMode>(p.GetValue(Pooling)!, ignoreCase: true),
                 Network = p.GetValue(Network)!,

@@ -69,6 +69,9 @@ public sealed record StyleTransferOptions
     /// <summary>L-BFGS with a strong-Wolfe line search (PyTorch's line_search_fn="strong_wolfe"); off: fixed steps, as torch.optim.LBFGS by default.</summary>
     public bool LineSearch { get; init; }
 
+    /// <summary>L-BFGS memory: how many (step, gradient change) pairs are kept. Each pair holds two image-sized tensors.</summary>
+    public int LbfgsHistory { get; init; } = 100;
+
     /// <summary>Step size: L-BFGS's initial step scale, or Adam's learning rate (pixels are in [0,1]). Null: 1 for L-BFGS, 0.02 for Adam.</summary>
     public double? LearningRate { get; init; }
 
@@ -140,6 +143,7 @@ public sealed record StyleTransferOptions
         }
 
         Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"--style-scale must be above 0 and at most 8, not {Format(StyleScale)}");
+        Require(LbfgsHistory >= 1, $"--lbfgs-history must be at least 1, not {LbfgsHistory}");
         Require(SaveEvery >= 0, $"--save-every must be 0 or more, not {SaveEvery}");
         Require(Threads is null or >= 1, $"--threads must be at least 1, not {Threads}");
         Require(

@@ -33,10 +33,15 @@ public static class ImageIO
 
         try
         {
-            IImageInfo? info = Image.Identify(path);
-            if (info == null)
+            IImageInfo? info = Image.Identify(path, out IImageFormat? format);
+            if (info == null || format == null)
             {
                 throw new StyleTransferException($"{what} '{path}' is not an image in a supported format (PNG, JPEG, BMP, GIF, TGA, TIFF, WebP)");
+            }
+
+            if (IsTruncated(path, format))
+            {
+                throw new StyleTransferException($"{what} '{path}' is truncated (its {format.Name} end marker is missing)");
             }
 
             if ((long)info.Width * info.Height > MaxInputPixels)
@@ -178,6 +183,26 @@ public static class ImageIO
             TryDelete(temp);
             throw;
         }
+    }
+
+    /// <summary>
+    /// ImageSharp decodes a cut-off JPEG or PNG without complaint, filling the rest with grey; a
+    /// style transfer of half a picture is not what anyone wants, so check the end markers.
+    /// </summary>
+    private static bool IsTruncated(string path, IImageFormat format)
+    {
+        using FileStream f = File.OpenRead(path);
+        int tailLength = (int)Math.Min(f.Length, 4096);
+        var tail = new byte[tailLength];
+        f.Seek(-tailLength, SeekOrigin.End);
+        f.ReadExactly(tail);
+        ReadOnlySpan<byte> t = tail.AsSpan().TrimEnd((byte)0).TrimEnd("\r\n "u8);
+        return format.Name switch
+        {
+            "JPEG" => t.LastIndexOf((ReadOnlySpan<byte>)[0xFF, 0xD9]) < 0,
+            "PNG" => t.LastIndexOf("IEND"u8) < 0,
+            _ => false,
+        };
     }
 
     private static IImageEncoder EncoderFor(string path, string what)

@@ -59,7 +59,7 @@ public sealed class Lbfgs : IDisposable
         StartEvaluation = ordinal;
         try
         {
-            if (g.abs().max().item<float>() <= toleranceGrad || !double.IsFinite(loss))
+            if (g.abs().max().ToDouble() <= toleranceGrad || !double.IsFinite(loss))
             {
                 return loss;
             }
@@ -77,7 +77,7 @@ public sealed class Lbfgs : IDisposable
                 {
                     Tensor y = g - prevGrad!;
                     Tensor s = direction! * t;
-                    double ys = y.dot(s).item<float>();
+                    double ys = y.dot(s).ToDouble();
                     if (ys > 1e-10)
                     {
                         if (history.Count == historySize)
@@ -88,7 +88,7 @@ public sealed class Lbfgs : IDisposable
                         }
 
                         history.Add((y.DetachFromDisposeScope(), s.DetachFromDisposeScope(), 1.0 / ys));
-                        hDiag = ys / y.dot(y).item<float>();
+                        hDiag = ys / y.dot(y).ToDouble();
                     }
                 }
 
@@ -97,8 +97,8 @@ public sealed class Lbfgs : IDisposable
 
             Replace(ref direction, d);
             Replace(ref prevGrad, g.clone());
-            t = iteration == 1 ? Math.Min(1.0, 1.0 / g.abs().sum().item<float>()) * lr : lr;
-            double gtd = g.dot(direction!).item<float>();
+            t = iteration == 1 ? Math.Min(1.0, 1.0 / g.abs().sum().ToDouble()) * lr : lr;
+            double gtd = g.dot(direction!).ToDouble();
             if (gtd > -toleranceChange)
             {
                 return loss;
@@ -167,14 +167,14 @@ public sealed class Lbfgs : IDisposable
         Tensor q = g.neg();
         for (int i = history.Count - 1; i >= 0; i--)
         {
-            al[i] = history[i].S.dot(q).item<float>() * history[i].Rho;
+            al[i] = history[i].S.dot(q).ToDouble() * history[i].Rho;
             q.add_(history[i].Y, alpha: -al[i]);
         }
 
         Tensor r = q.mul_(hDiag);
         for (int i = 0; i < history.Count; i++)
         {
-            double be = history[i].Y.dot(r).item<float>() * history[i].Rho;
+            double be = history[i].Y.dot(r).ToDouble() * history[i].Rho;
             r.add_(history[i].S, alpha: al[i] - be);
         }
 

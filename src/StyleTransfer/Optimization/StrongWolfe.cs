@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace StyleTransfer.Optimization;
@@ -27,13 +28,13 @@ internal static class StrongWolfe
         double c2 = 0.9,
         int maxLs = 25)
     {
-        double dNorm = d.abs().max().item<float>();
+        double dNorm = d.abs().max().ToDouble();
         var owned = new List<Tensor>();
         try
         {
             (double fNew, Tensor gNew) = evaluate(t);
             owned.Add(gNew);
-            double gtdNew = gNew.dot(d).item<float>();
+            double gtdNew = gNew.dot(d).ToDouble();
             double tPrev = 0, fPrev = f, gtdPrev = gtd;
             Tensor gPrev = g;
             bool done = false;
@@ -79,7 +80,7 @@ internal static class StrongWolfe
                 gtdPrev = gtdNew;
                 (fNew, gNew) = evaluate(t);
                 owned.Add(gNew);
-                gtdNew = gNew.dot(d).item<float>();
+                gtdNew = gNew.dot(d).ToDouble();
                 lsIter++;
             }
 
@@ -115,7 +116,7 @@ internal static class StrongWolfe
 
                 (fNew, gNew) = evaluate(t);
                 owned.Add(gNew);
-                gtdNew = gNew.dot(d).item<float>();
+                gtdNew = gNew.dot(d).ToDouble();
                 lsIter++;
                 if (fNew > f + (c1 * t * gtd) || fNew >= bracketF[low])
                 {

@@ -16,7 +16,8 @@ namespace StyleTransfer.Optimization;
 /// <param name="Style">Unweighted style loss Σ w_l E_l.</param>
 /// <param name="Tv">Unweighted total variation.</param>
 /// <param name="Elapsed">Since the optimisation started (targets excluded).</param>
-public sealed record IterationReport(int Iteration, int Iterations, double Total, double Content, double Style, double Tv, TimeSpan Elapsed);
+/// <param name="Evaluations">Forward/backward passes so far (a line search makes several per iteration).</param>
+public sealed record IterationReport(int Iteration, int Iterations, double Total, double Content, double Style, double Tv, TimeSpan Elapsed, int Evaluations);
 
 /// <summary>What a run produced.</summary>
 public sealed class StylizeResult : IDisposable
@@ -116,7 +117,7 @@ public static class Stylizer
         using var targets = new TargetSet(network, contentOnDevice, styleOnDevice, contentLayers, styleLayers);
         using Parameter x = new(InitialImage(options.Init, content, style, seed).to(device), requires_grad: true);
         using Lbfgs? lbfgs = options.Optimizer == OptimizerKind.Lbfgs
-            ? new Lbfgs(x, options.EffectiveLearningRate, historySize: 100, strongWolfe: options.LineSearch)
+            ? new Lbfgs(x, options.EffectiveLearningRate, historySize: options.LbfgsHistory, strongWolfe: options.LineSearch)
             : null;
         using torch.optim.Optimizer? adam = options.Optimizer == OptimizerKind.Adam
             ? torch.optim.Adam([x], lr: options.EffectiveLearningRate)
@@ -192,7 +193,7 @@ public static class Stylizer
                     FailureKind.Diverged);
             }
 
-            var report = new IterationReport(i, options.Iterations, total, c, s, tv, clock.Elapsed);
+            var report = new IterationReport(i, options.Iterations, total, c, s, tv, clock.Elapsed, evaluations);
             history.Add(report);
             progress?.Report(report);
             if (snapshot != null && options.SaveEvery > 0 && i % options.SaveEvery == 0 && i < options.Iterations)

@@ -1,0 +1,239 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using StyleTransfer.Cli;
+
+namespace StyleTransfer.Tests;
+
+/// <summary>
+/// `stylize` end to end on tiny images with the fixture weights, and one test per class of bad
+/// input: exit code 2 (3 for a diverged loss), exactly one line on stderr, nothing written, an
+/// existing output untouched.
+/// </summary>
+public sealed class CliTests : IDisposable
+{
+    private readonly TempDir dir = new();
+    private readonly string content;
+    private readonly string style;
+
+    public CliTests()
+    {
+        content = TestImages.Save(TestImages.Scene(60, 40), dir.File("content.png"));
+        style = TestImages.Save(TestImages.Stripes(48, 48), dir.File("style.png"));
+    }
+
+    public void Dispose() => dir.Dispose();
+
+    [Fact]
+    public void StylizesEndToEnd()
+    {
+        string output = dir.File("out.png");
+        (int code, string stdout, string stderr) = Run(content, style, "-o", output, "--size", "40", "-n", "4", "--seed", "3", "--save-every", "2");
+        Assert.Equal(CliApp.ExitOk, code);
+        Assert.Equal("", stderr);
+        using (Image<Rgb24> img = Image.Load<Rgb24>(output))
+        {
+            Assert.Equal((40, 27), (img.Width, img.Height));
+        }
+
+        Assert.True(File.Exists(dir.File("out-0002.png")));
+        Assert.False(File.Exists(dir.File("out-0004.png")));
+        Assert.StartsWith("stylize: vgg19 (weights ", stdout);
+        Assert.Contains("iter 1/4  loss ", stdout);
+        Assert.Contains("iter 4/4  loss ", stdout);
+        Assert.Contains($"wrote {output} (40x27); final loss ", stdout);
+        Assert.Contains("; seed 3", stdout);
+    }
+
+    [Fact]
+    public void JpegOutputAndRatioAndAdamWork()
+    {
+        string output = dir.File("out.jpg");
+        (int code, _, string stderr) = Run(content, style, "-o", output, "--size", "32", "-n", "2", "--ratio", "1e-2", "--optimizer", "adam", "--pooling", "max", "--init", "content");
+        Assert.Equal("", stderr);
+        Assert.Equal(CliApp.ExitOk, code);
+        Assert.Equal(new byte[] { 0xFF, 0xD8 }, File.ReadAllBytes(output)[..2]);
+    }
+
+    [Fact]
+    public void HelpListsTheOptions()
+    {
+        var stdout = new StringWriter();
+        int code = CliApp.Run(["--help"], stdout, new StringWriter());
+        Assert.Equal(0, code);
+        foreach (string option in new[] { "--size", "--iterations", "--content-weight", "--style-weight", "--ratio", "--content-layers", "--style-layers", "--style-layer-weights", "--init", "--optimizer", "--pooling", "--network", "--weights", "--seed", "--save-every", "--device", "--threads", "--style-scale", "--normalize-weights", "--tv-weight" })
+        {
+            Assert.Contains(option, stdout.ToString());
+        }
+    }
+
+    [Fact]
+    public void MissingImage() =>
+        AssertBad($"error: content image '{dir.File("nope.jpg")}' does not exist", dir.File("nope.jpg"), style);
+
+    [Fact]
+    public void NotAnImage()
+    {
+        File.WriteAllText(dir.File("text.png"), "hello");
+        AssertBad($"error: style image '{dir.File("text.png")}' is not an image in a supported format (PNG, JPEG, BMP, GIF, TGA, TIFF, WebP)", content, dir.File("text.png"));
+    }
+
+    [Fact]
+    public void TruncatedImage()
+    {
+        byte[] png = File.ReadAllBytes(content);
+        File.WriteAllBytes(dir.File("cut.png"), png[..(png.Length / 2)]);
+        string expectedStart = $"error: style image '{dir.File("cut.png")}' ";
+        string line = AssertBadLine(content, dir.File("cut.png"));
+        Assert.StartsWith(expectedStart, line);
+        Assert.True(line.Contains("truncated", StringComparison.Ordinal) || line.Contains("corrupt", StringComparison.Ordinal), line);
+    }
+
+    [Fact]
+    public void TooSmallImage() =>
+        AssertBad(
+            $"error: content image '{TestImages.Save(TestImages.Scene(10, 40), dir.File("tiny.png"))}' is too small (10x40; both sides must be at least 16 px)",
+            dir.File("tiny.png"),
+            style);
+
+    [Fact]
+    public void TooLargeForMemory()
+    {
+        string line = AssertBadLine(content, style, "--size", "16000");
+        Assert.Matches(@"^error: --size 16000 needs about \d+ GB of memory with vgg19, and this machine has \d+ GB; use a smaller --size$", line);
+    }
+
+    [Fact]
+    public void UnsupportedOutputFormat() =>
+        AssertBad($"error: output '{dir.File("out.gif")}' must end in .png, .jpg or .jpeg", content, style, "-o", dir.File("out.gif"));
+
+    [Fact]
+    public void UnknownLayer()
+    {
+        string line = AssertBadLine(content, style, "--content-layers", "relu9_9");
+        Assert.StartsWith("error: --content-layers: unknown layer 'relu9_9' for vgg19 (known: conv1_1, relu1_1,", line);
+    }
+
+    [Theory]
+    [InlineData("error: --iterations must be at least 1, not 0", "--iterations", "0")]
+    [InlineData("error: --size must be at least 16, not 8", "--size", "8")]
+    [InlineData("error: --content-weight must be a finite number of 0 or more, not -1", "--content-weight", "-1")]
+    [InlineData("error: --style-weight must be a finite number of 0 or more, not NaN", "--style-weight", "NaN")]
+    [InlineData("error: --style-layer-weights has 2 value(s) but --style-layers has 5", "--style-layer-weights", "1,2")]
+    [InlineData("error: --style-layer-weights: 'x' is not a number", "--style-layer-weights", "1,x,1,1,1")]
+    [InlineData("error: --ratio must be a number above 0, not -1", "--ratio", "-1")]
+    [InlineData("error: --style-scale must be above 0 and at most 8, not 0", "--style-scale", "0")]
+    [InlineData("error: Cannot parse argument 'abc' for option '--size' as expected type 'System.Int32'. (see 'stylize --help')", "--size", "abc")]
+    [InlineData("error: Argument 'banana' not recognized. Must be one of: 'noise' 'content' 'style' (see 'stylize --help')", "--init", "banana")]
+    [InlineData("error: --device must be cpu, cuda or cuda:N, not 'tpu'", "--device", "tpu")]
+    [InlineData("error: unknown network 'alexnet9' (known: vgg19)", "--network", "alexnet9")]
+    public void InvalidValues(string expected, string option, string value) =>
+        AssertBad(expected, content, style, option, value);
+
+    [Fact]
+    public void RatioAndContentWeightTogether() =>
+        AssertBad("error: --ratio and --content-weight cannot be given together", content, style, "--ratio", "1e-3", "--content-weight", "2");
+
+    [Fact]
+    public void CudaWithoutCuda() =>
+        AssertBad("error: --device cuda was asked for, but CUDA is not available: this build uses the CPU libtorch package (see README 'GPU')", content, style, "--device", "cuda");
+
+    [Fact]
+    public void MissingWeightsFile() =>
+        AssertBad($"error: weights file '{dir.File("none.pth")}' does not exist", content, style, "--weights", dir.File("none.pth"));
+
+    [Fact]
+    public void TruncatedWeightsFile()
+    {
+        byte[] pth = File.ReadAllBytes(TestPaths.NarrowPth);
+        File.WriteAllBytes(dir.File("cut.pth"), pth[..(pth.Length / 2)]);
+        string line = AssertBadLine(content, style, "--weights", dir.File("cut.pth"));
+        Assert.StartsWith($"error: weights file '{dir.File("cut.pth")}' could not be read as a PyTorch .pth state dict (", line);
+    }
+
+    [Fact]
+    public void WeightsOfAnotherLayout() =>
+        AssertBad(
+            $"error: weights file '{TestPaths.Reference}' has no tensor 'features.0.weight' (expected torchvision's VGG-19 layout, e.g. vgg19-dcbb9e9d.pth)",
+            content,
+            style,
+            "--weights",
+            TestPaths.Reference);
+
+    [Fact]
+    public void WeightsNotFoundInTheHubCache()
+    {
+        if (Networks.WeightLocator.Find(null, Networks.Vgg19.WeightsFileName) != null)
+        {
+            return; // This machine has real VGG-19 weights: the not-found path cannot be exercised here.
+        }
+
+        var stderr = new StringWriter();
+        int code = CliApp.Run([content, style, "-o", dir.File("out.png"), "--size", "32", "-n", "1"], new StringWriter(), stderr);
+        Assert.Equal(CliApp.ExitBadInput, code);
+        Assert.StartsWith("error: VGG-19 weights not found: pass --weights PATH, or put torchvision's vgg19-dcbb9e9d.pth in one of: ", stderr.ToString());
+    }
+
+    [Fact]
+    public void DivergedLossExitsWithThreeAndWritesNothing()
+    {
+        string output = dir.File("out.png");
+        File.WriteAllBytes(output, [1, 2, 3]);
+        (int code, _, string stderr) = Run(content, style, "-o", output, "--size", "32", "-n", "3", "--content-weight", "1e300");
+        Assert.Equal(CliApp.ExitDiverged, code);
+        Assert.Equal("error: the loss became Infinity at iteration 1; no image was written (try a smaller --style-weight or --learning-rate, or --optimizer adam)" + Environment.NewLine, stderr);
+        Assert.Equal(new byte[] { 1, 2, 3 }, File.ReadAllBytes(output));
+    }
+
+    /// <summary>Runs with the fixture weights and small defaults unless the arguments say otherwise.</summary>
+    private (int Code, string Stdout, string Stderr) Run(params string[] args)
+    {
+        var list = new List<string>(args);
+        if (!list.Contains("-o"))
+        {
+            list.AddRange(["-o", dir.File("out.png")]);
+        }
+
+        if (!list.Contains("--weights"))
+        {
+            list.AddRange(["--weights", TestPaths.NarrowPth]);
+        }
+
+        foreach ((string flag, string value) in new[] { ("--size", "32"), ("-n", "2"), ("--threads", "2") })
+        {
+            if (!list.Contains(flag) && !(flag == "-n" && list.Contains("--iterations")))
+            {
+                list.AddRange([flag, value]);
+            }
+        }
+
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliApp.Run([.. list], stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    private void AssertBad(string expectedLine, params string[] args) => Assert.Equal(expectedLine, AssertBadLine(args));
+
+    /// <summary>Runs expecting exit code 2, a single stderr line and an untouched existing output; returns the line.</summary>
+    private string AssertBadLine(params string[] args)
+    {
+        string output = args.Contains("-o") ? args[Array.IndexOf(args, "-o") + 1] : dir.File("existing.png");
+        bool canPreexist = output.EndsWith(".png", StringComparison.Ordinal);
+        if (canPreexist)
+        {
+            File.WriteAllBytes(output, [9, 9, 9]);
+        }
+
+        (int code, _, string stderr) = Run(args.Contains("-o") ? args : [.. args, "-o", output]);
+        Assert.Equal(CliApp.ExitBadInput, code);
+        string[] lines = stderr.Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        if (canPreexist)
+        {
+            Assert.Equal(new byte[] { 9, 9, 9 }, File.ReadAllBytes(output));
+        }
+
+        Assert.DoesNotContain(Directory.GetFiles(dir.Path), f => f.EndsWith(".tmp", StringComparison.Ordinal));
+        return lines[0];
+    }
+}
