@@ -32,19 +32,33 @@ public static class CliApp
             return ExitBadInput;
         }
 
-        if (parsed.Action is not null && parsed.CommandResult.Command == cli.Root && !IsStylizeInvocation(parsed, cli))
+        if (parsed.CommandResult.Command == cli.Bench.Command && !IsHelp(parsed))
+        {
+            return Guarded(stderr, () => cli.Bench.Run(parsed, stdout));
+        }
+
+        if (parsed.Action is not null && (parsed.CommandResult.Command != cli.Root || !IsStylizeInvocation(parsed, cli)))
         {
             // --help, --version: let System.CommandLine print them.
             return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
         }
 
-        try
+        return Guarded(stderr, () =>
         {
             StyleTransferOptions options = cli.ToOptions(parsed).Validate();
             string content = parsed.GetRequiredValue(cli.Content);
             string style = parsed.GetRequiredValue(cli.Style);
             string output = parsed.GetRequiredValue(cli.Output);
             return Stylize(content, style, output, options, stdout, interactive, cancellation);
+        });
+    }
+
+    /// <summary>Runs a command body, turning library errors into one stderr line and an exit code.</summary>
+    private static int Guarded(TextWriter stderr, Func<int> body)
+    {
+        try
+        {
+            return body();
         }
         catch (StyleTransferException e)
         {
@@ -64,7 +78,9 @@ public static class CliApp
     }
 
     private static bool IsStylizeInvocation(ParseResult parsed, Definition cli) =>
-        parsed.GetResult(cli.Content) is not null && !parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?" or "--version");
+        parsed.GetResult(cli.Content) is not null && !IsHelp(parsed);
+
+    private static bool IsHelp(ParseResult parsed) => parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?" or "--version");
 
     private static int Stylize(string content, string style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation)
     {
@@ -184,9 +200,11 @@ public static class CliApp
             {
                 Content, Style, Output, Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, ContentLayers, StyleLayers,
                 StyleLayerWeights, Init, Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, Seed, SaveEvery,
-                Device, Threads, StyleScale,
+                Device, Threads, StyleScale, Bench.Command,
             };
         }
+
+        public BenchCommand Bench { get; } = new();
 
         public RootCommand Root { get; }
 
@@ -253,6 +271,55 @@ public static class CliApp
             }
 
             return list;
+        }
+    }
+
+    /// <summary>`stylize bench`: ms per iteration, GFLOP/s and peak memory on random full-width weights.</summary>
+    private sealed class BenchCommand
+    {
+        public readonly Option<string> Network = new("--network") { Description = "Network to time", DefaultValueFactory = _ => "vgg19" };
+        public readonly Option<string> Sizes = new("--sizes") { Description = "Comma-separated square sizes in pixels", DefaultValueFactory = _ => "256,512" };
+        public readonly Option<int> Iterations = new("--iterations", "-n") { Description = "Timed iterations per size (after one warm-up)", DefaultValueFactory = _ => 10 };
+        public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
+        public readonly Option<double?> PeakGflops = new("--peak-gflops") { Description = "fp32 peak to compare against (default: estimated from /proc/cpuinfo)" };
+
+        public BenchCommand()
+        {
+            Command = new Command("bench", "Time style-transfer iterations (random full-width weights): one machine-readable line per size")
+            {
+                Network, Sizes, Iterations, Threads, PeakGflops,
+            };
+        }
+
+        public Command Command { get; }
+
+        public int Run(ParseResult p, TextWriter stdout)
+        {
+            int iterations = p.GetValue(Iterations);
+            if (iterations < 1)
+            {
+                throw new StyleTransferException($"--iterations must be at least 1, not {iterations}");
+            }
+
+            var sizes = new List<int>();
+            foreach (string item in (p.GetValue(Sizes) ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (!int.TryParse(item, NumberStyles.Integer, CultureInfo.InvariantCulture, out int size) || size < 16 || size > 4096)
+                {
+                    throw new StyleTransferException($"--sizes: '{item}' is not a size from 16 to 4096");
+                }
+
+                sizes.Add(size);
+            }
+
+            TorchRuntime.SetThreads(p.GetValue(Threads));
+            stdout.WriteLine($"# libtorch {TorchRuntime.EnsureLoaded()}, {TorchSharp.torch.get_num_threads()} thread(s), {Environment.ProcessorCount} core(s); peak {p.GetValue(PeakGflops) ?? Diagnostics.Benchmark.EstimatePeakGflops():F0} GFLOP/s assumed");
+            foreach (int size in sizes)
+            {
+                stdout.WriteLine(Diagnostics.Benchmark.Run(p.GetValue(Network)!, size, iterations, p.GetValue(PeakGflops)));
+            }
+
+            return ExitOk;
         }
     }
 }

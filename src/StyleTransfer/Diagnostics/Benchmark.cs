@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using System.Globalization;
+using StyleTransfer.Networks;
+using StyleTransfer.Optimization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StyleTransfer.Diagnostics;
+
+/// <summary>One measured case: median time per optimiser iteration and what it achieves.</summary>
+public sealed record BenchResult(string Network, int Size, int Iterations, double MedianMs, double MinMs, double Gflop, double Gflops, double PeakFraction, double PeakGflops, long RssMb)
+{
+    /// <summary>One machine-readable line: <c>bench vgg19 512 ms=… gflops=… peak_frac=… rss_mb=…</c>.</summary>
+    public override string ToString() => string.Create(
+        CultureInfo.InvariantCulture,
+        $"bench {Network} {Size} ms={MedianMs:F1} min_ms={MinMs:F1} gflop_per_iter={Gflop:F1} gflops={Gflops:F1} peak_frac={PeakFraction:F2} peak_gflops={PeakGflops:F0} rss_mb={RssMb} iters={Iterations}");
+}
+
+/// <summary>
+/// Times full style-transfer iterations (forward to the deepest tap, the paper's losses, backward
+/// to the pixels, one L-BFGS step) on a square random image with random full-width weights.
+/// </summary>
+public static class Benchmark
+{
+    /// <summary>Runs one case; the first iteration is a warm-up and is not counted.</summary>
+    public static BenchResult Run(string network, int size, int iterations, double? peakGflops = null)
+    {
+        if (network != "vgg19")
+        {
+            throw new StyleTransferException($"bench: network '{network}' is not benchmarked yet (known: vgg19)");
+        }
+
+        TorchRuntime.EnsureLoaded();
+        using var scope = torch.NewDisposeScope();
+        using Vgg19 net = Vgg19.CreateRandom(PoolingMode.Avg, seed: 1);
+        using var gen = new Generator(2);
+        Tensor content = torch.rand(new long[] { 1, 3, size, size }, generator: gen);
+        Tensor style = torch.rand(new long[] { 1, 3, size, size }, generator: gen);
+        var options = new StyleTransferOptions { Size = size, Iterations = iterations + 1, Seed = 3 }.Validate();
+        var times = new List<double>();
+        TimeSpan last = TimeSpan.Zero;
+        var progress = new Recorder(r =>
+        {
+            if (r.Iteration > 1)
+            {
+                times.Add((r.Elapsed - last).TotalMilliseconds);
+            }
+
+            last = r.Elapsed;
+        });
+        using (Stylizer.Run(content, style, net, options, progress))
+        {
+        }
+
+        times.Sort();
+        double median = times[times.Count / 2];
+        double gflop = Vgg19ConvGflop(net.Widths, size, size, StyleTransferOptions.PaperStyleLayers.Concat(StyleTransferOptions.PaperContentLayers));
+        double peak = peakGflops ?? EstimatePeakGflops();
+        double achieved = gflop / (median / 1000);
+        long rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
+        return new BenchResult(network, size, iterations, median, times[0], gflop, achieved, achieved / peak, peak, rss);
+    }
+
+    /// <summary>
+    /// Convolution GFLOP per iteration: 2·Cin·Cout·9·H·W per conv for the forward pass, the same
+    /// again for the gradient with respect to the input (weights need no gradient), up to the
+    /// deepest tap used. Pooling, ReLU, Grams and the optimiser are not counted.
+    /// </summary>
+    public static double Vgg19ConvGflop(IReadOnlyList<long> widths, int height, int width, IEnumerable<string> taps)
+    {
+        int deepestBlock = 0, deepestConv = 0;
+        foreach (string tap in taps)
+        {
+            // relu4_2 → block 4, conv 2.
+            string[] parts = tap[4..].Split('_');
+            (int b, int k) = (int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture));
+            if (b > deepestBlock || (b == deepestBlock && k > deepestConv))
+            {
+                (deepestBlock, deepestConv) = (b, k);
+            }
+        }
+
+        int[] blockSizes = [2, 2, 4, 4, 4];
+        double flop = 0;
+        long inChannels = 3;
+        int conv = 0;
+        long h = height, w = width;
+        for (int b = 1; b <= deepestBlock; b++)
+        {
+            for (int k = 1; k <= blockSizes[b - 1]; k++, conv++)
+            {
+                if (b == deepestBlock && k > deepestConv)
+                {
+                    break;
+                }
+
+                flop += 2.0 * 2.0 * inChannels * widths[conv] * 9 * h * w;
+                inChannels = widths[conv];
+            }
+
+            h /= 2;
+            w /= 2;
+        }
+
+        return flop / 1e9;
+    }
+
+    /// <summary>
+    /// fp32 peak assumed: cores × FLOPs per cycle × clock from /proc/cpuinfo. FLOPs per cycle: 64
+    /// with AVX-512 (two 16-lane FMA units), 32 with AVX2+FMA, 8 otherwise. An estimate at the
+    /// reported (base) clock, not a measurement.
+    /// </summary>
+    public static double EstimatePeakGflops()
+    {
+        double mhz = 2000;
+        int flopsPerCycle = 8;
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/cpuinfo"))
+            {
+                if (line.StartsWith("cpu MHz", StringComparison.Ordinal))
+                {
+                    mhz = double.Parse(line.Split(':')[1], CultureInfo.InvariantCulture);
+                }
+                else if (line.StartsWith("flags", StringComparison.Ordinal))
+                {
+                    string[] flags = line.Split(':')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    flopsPerCycle = flags.Contains("avx512f") ? 64 : flags.Contains("fma") && flags.Contains("avx2") ? 32 : 8;
+                    break;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return Environment.ProcessorCount * flopsPerCycle * mhz / 1000;
+    }
+
+    private sealed class Recorder(Action<IterationReport> action) : IProgress<IterationReport>
+    {
+        public void Report(IterationReport value) => action(value);
+    }
+}
