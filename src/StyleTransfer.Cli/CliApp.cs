@@ -202,6 +202,10 @@ public static class CliApp
                 StyleLayerWeights, Init, Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, Seed, SaveEvery,
                 Device, Threads, StyleScale, Bench.Command,
             };
+
+            // Dispatch is done by CliApp.Run; an action here only tells the parser that the root
+            // command stands on its own (otherwise it demands a subcommand).
+            Root.SetAction(_ => ExitOk);
         }
 
         public BenchCommand Bench { get; } = new();

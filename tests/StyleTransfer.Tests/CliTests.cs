@@ -55,6 +55,32 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void BenchPrintsOneMachineReadableLinePerSize()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliApp.Run(["bench", "--sizes", "32,48", "-n", "1", "--peak-gflops", "100"], stdout, stderr);
+        Assert.Equal("", stderr.ToString());
+        Assert.Equal(CliApp.ExitOk, code);
+        string[] lines = stdout.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, lines.Length);
+        Assert.Matches(@"^bench vgg19 32 ms=[0-9.]+ min_ms=[0-9.]+ gflop_per_iter=[0-9.]+ gflops=[0-9.]+ peak_frac=[0-9.]+ peak_gflops=100 rss_mb=\d+ iters=1$", lines[1]);
+        Assert.StartsWith("bench vgg19 48 ", lines[2]);
+    }
+
+    [Fact]
+    public void BenchGflopCountMatchesTheArithmetic()
+    {
+        // conv1_1 only: 2 (fwd+bwd) x 2 FLOP x 3 x 64 x 9 x 32 x 32.
+        long[] widths = [64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512];
+        Assert.Equal(2.0 * 2 * 3 * 64 * 9 * 32 * 32 / 1e9, Diagnostics.Benchmark.Vgg19ConvGflop(widths, 32, 32, ["relu1_1"]), 12);
+
+        // Up to conv5_1: 18.1 G multiply-adds at 224 px (VGG-19's 19.6 G less conv5_2-5_4), x (512/224)^2,
+        // x 2 FLOP per multiply-add, x 2 for forward and input-gradient: about 379 GFLOP.
+        Assert.InRange(Diagnostics.Benchmark.Vgg19ConvGflop(widths, 512, 512, ["relu1_1", "relu5_1", "relu4_2"]), 375, 383);
+    }
+
+    [Fact]
     public void HelpListsTheOptions()
     {
         var stdout = new StringWriter();
