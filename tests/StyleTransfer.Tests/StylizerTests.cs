@@ -62,7 +62,7 @@ public sealed class StylizerTests
     public void OtherInitialisationsStartFromTheirImage(InitMode init)
     {
         using Tensor content = TestImages.SceneTensor(48, 32), style = TestImages.StripesTensor(40, 40);
-        using Tensor start = Stylizer.InitialImage(init, content, style, seed: 1);
+        using Tensor start = Stylizer.InitialImage(init, (32, 48), content, style, seed: 1);
         Assert.Equal(content.shape, start.shape);
         if (init == InitMode.Content)
         {

@@ -106,16 +106,40 @@ public static class Stylizer
         Action<int, Tensor>? snapshot = null)
     {
         CheckLayers(network, options);
+        using Targets targets = Targets.Compute(network, content, ActiveContentLayers(options), style, ActiveStyleLayers(options));
+        return Run(targets, network, options, ((int)content.shape[2], (int)content.shape[3]), content, style, progress, cancellation, snapshot);
+    }
+
+    /// <summary>
+    /// The general form: optimises an image of <paramref name="size"/> (height, width) against
+    /// precomputed <paramref name="targets"/>, which may hold more layers than the options use (a
+    /// grid computes them once for all its tiles). <paramref name="content"/> and
+    /// <paramref name="style"/> are only needed for --init content / style.
+    /// </summary>
+    public static StylizeResult Run(
+        Targets targets,
+        IFeatureNetwork network,
+        StyleTransferOptions options,
+        (int Height, int Width) size,
+        Tensor? content = null,
+        Tensor? style = null,
+        IProgress<IterationReport>? progress = null,
+        CancellationToken cancellation = default,
+        Action<int, Tensor>? snapshot = null)
+    {
+        CheckLayers(network, options);
         Device device = network.Device;
         long seed = options.Seed ?? Random.Shared.NextInt64(0, int.MaxValue);
         IReadOnlyList<double> layerWeights = options.EffectiveStyleLayerWeights;
-        string[] contentLayers = options.ContentWeight > 0 ? [.. options.ContentLayers] : [];
-        string[] styleLayers = options.StyleWeight > 0 ? [.. options.StyleLayers] : [];
+        string[] contentLayers = [.. ActiveContentLayers(options)];
+        string[] styleLayers = [.. ActiveStyleLayers(options)];
         string[] allTaps = [.. contentLayers.Union(styleLayers)];
+        foreach (string layer in contentLayers.Where(l => !targets.Content.ContainsKey(l)).Concat(styleLayers.Where(l => !targets.StyleGrams.ContainsKey(l))))
+        {
+            throw new ArgumentException($"the targets hold no '{layer}'", nameof(targets));
+        }
 
-        using Tensor contentOnDevice = content.to(device), styleOnDevice = style.to(device);
-        using var targets = new TargetSet(network, contentOnDevice, styleOnDevice, contentLayers, styleLayers);
-        using Parameter x = new(InitialImage(options.Init, content, style, seed).to(device), requires_grad: true);
+        using Parameter x = new(InitialImage(options.Init, size, content, style, seed).to(device), requires_grad: true);
         using Lbfgs? lbfgs = options.Optimizer == OptimizerKind.Lbfgs
             ? new Lbfgs(x, options.EffectiveLearningRate, historySize: options.LbfgsHistory, strongWolfe: options.LineSearch)
             : null;
@@ -213,19 +237,29 @@ public static class Stylizer
         return new StylizeResult(image, history, seed, cancelled);
     }
 
-    /// <summary>The starting image for <paramref name="mode"/>, [1,3,H,W] at the content's size, on the CPU or the content's device.</summary>
-    internal static Tensor InitialImage(InitMode mode, Tensor content, Tensor style, long seed)
+    /// <summary>The content layers that take part: none when α is 0.</summary>
+    public static IReadOnlyList<string> ActiveContentLayers(StyleTransferOptions options) => options.ContentWeight > 0 ? options.ContentLayers : [];
+
+    /// <summary>The style layers that take part: none when β is 0.</summary>
+    public static IReadOnlyList<string> ActiveStyleLayers(StyleTransferOptions options) => options.StyleWeight > 0 ? options.StyleLayers : [];
+
+    /// <summary>The starting image for <paramref name="mode"/>, [1,3,H,W] at <paramref name="size"/>, on the CPU or the content's device.</summary>
+    internal static Tensor InitialImage(InitMode mode, (int Height, int Width) size, Tensor? content, Tensor? style, long seed)
     {
         switch (mode)
         {
             case InitMode.Content:
-                return content.detach().clone();
+                Tensor c = content ?? throw new StyleTransferException("--init content needs a content image");
+                return c.shape[2] == size.Height && c.shape[3] == size.Width
+                    ? c.detach().clone()
+                    : F.interpolate(c.detach(), size: [size.Height, size.Width], mode: InterpolationMode.Bilinear, align_corners: false);
             case InitMode.Style:
-                return F.interpolate(style.detach(), size: [content.shape[2], content.shape[3]], mode: InterpolationMode.Bilinear, align_corners: false);
+                Tensor s = style ?? throw new StyleTransferException("--init style needs a style image");
+                return F.interpolate(s.detach(), size: [size.Height, size.Width], mode: InterpolationMode.Bilinear, align_corners: false);
             default:
                 using (var gen = new Generator((ulong)seed))
                 {
-                    return torch.rand(content.shape, generator: gen).to(content.device);
+                    return torch.rand(new long[] { 1, 3, size.Height, size.Width }, generator: gen);
                 }
         }
     }
@@ -259,43 +293,6 @@ public static class Stylizer
         {
             throw new StyleTransferException(
                 $"--size {options.Size} needs about {need / 1e9:F0} GB of memory with {options.Network}, and this machine has {have / 1e9:F0} GB; use a smaller --size");
-        }
-    }
-
-    /// <summary>Content features and style Grams, computed once, without gradients.</summary>
-    private sealed class TargetSet : IDisposable
-    {
-        public TargetSet(IFeatureNetwork network, Tensor content, Tensor style, string[] contentLayers, string[] styleLayers)
-        {
-            using var noGrad = torch.no_grad();
-            using var scope = torch.NewDisposeScope();
-            if (contentLayers.Length > 0)
-            {
-                foreach ((string k, Tensor v) in network.Extract(content, contentLayers))
-                {
-                    Content[k] = v.clone().MoveToOuterDisposeScope();
-                }
-            }
-
-            if (styleLayers.Length > 0)
-            {
-                foreach ((string k, Tensor v) in network.Extract(style, styleLayers))
-                {
-                    StyleGrams[k] = Gram.Compute(v).MoveToOuterDisposeScope();
-                }
-            }
-        }
-
-        public Dictionary<string, Tensor> Content { get; } = new(StringComparer.Ordinal);
-
-        public Dictionary<string, Tensor> StyleGrams { get; } = new(StringComparer.Ordinal);
-
-        public void Dispose()
-        {
-            foreach (Tensor t in Content.Values.Concat(StyleGrams.Values))
-            {
-                t.Dispose();
-            }
         }
     }
 }
