@@ -93,14 +93,9 @@ internal sealed class OnnxModel
             }
         }
 
-        if (ir == 0 && graph == null)
-        {
-            throw new InvalidDataException("no ONNX ModelProto found");
-        }
-
         if (graph == null)
         {
-            throw new InvalidDataException("the model has no graph");
+            throw new InvalidDataException(ir == 0 ? "no ONNX ModelProto found" : "the model has no graph");
         }
 
         return new OnnxModel(ir, $"{producerName} {producerVersion}".Trim(), opsets, graph);
@@ -150,12 +145,6 @@ internal sealed class OnnxGraph
 
     /// <summary>Inputs that are not initializers: what a caller must feed.</summary>
     public IEnumerable<OnnxValueInfo> DataInputs => Inputs.Where(i => !Initializers.ContainsKey(i.Name));
-
-    /// <summary>The nodes that read <paramref name="value"/>, in graph order.</summary>
-    public List<OnnxNode> Consumers(string value) => Nodes.Where(n => n.Inputs.Contains(value)).ToList();
-
-    /// <summary>The node that writes <paramref name="value"/>, or null for inputs and initializers.</summary>
-    public OnnxNode? Producer(string value) => Nodes.FirstOrDefault(n => n.Outputs.Contains(value));
 
     internal static OnnxGraph Parse(ProtoReader r, OnnxGraph? into)
     {
@@ -355,6 +344,11 @@ internal sealed class OnnxTensor
         float[] result;
         if (raw != null)
         {
+            if (!BitConverter.IsLittleEndian)
+            {
+                throw new InvalidDataException("raw tensor data is little-endian; this machine is not");
+            }
+
             result = DataType switch
             {
                 Float => MemoryMarshal.Cast<byte, float>(raw).ToArray(),
@@ -363,10 +357,6 @@ internal sealed class OnnxTensor
                 Int32 => MemoryMarshal.Cast<byte, int>(raw).ToArray().Select(v => (float)v).ToArray(),
                 _ => throw new InvalidDataException($"tensor '{Name}' has data type {DataType}, which is not supported"),
             };
-            if (!BitConverter.IsLittleEndian)
-            {
-                throw new InvalidDataException("raw tensor data is little-endian; this machine is not");
-            }
         }
         else
         {
