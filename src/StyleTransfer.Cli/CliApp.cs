@@ -45,7 +45,7 @@ public static class CliApp
 
         return Guarded(stderr, () =>
         {
-            StyleTransferOptions options = cli.ToOptions(parsed).Validate();
+            StyleTransferOptions options = cli.Options.Build(parsed);
             string content = parsed.GetRequiredValue(cli.Content);
             string style = parsed.GetRequiredValue(cli.Style);
             string output = parsed.GetRequiredValue(cli.Output);
@@ -85,7 +85,8 @@ public static class CliApp
     private static int Stylize(string content, string style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation)
     {
         string version = TorchRuntime.EnsureLoaded();
-        stdout.WriteLine($"stylize: {options.Network} ({NetworkFactory.Describe(options)}), {options.Pooling.ToString().ToLowerInvariant()} pooling, libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
+        string pooling = options.Network == "vgg19" ? $", {options.Pooling.ToString().ToLowerInvariant()} pooling" : "";
+        stdout.WriteLine($"stylize: {options.Network} ({NetworkFactory.Describe(options)}){pooling}, libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
 
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -164,118 +165,31 @@ public static class CliApp
         public void Report(IterationReport value) => action(value);
     }
 
-    /// <summary>The options and arguments of the stylize command.</summary>
+    /// <summary>The stylize command: two images, an output, and the shared options.</summary>
     private sealed class Definition
     {
         public readonly Argument<string> Content = new("CONTENT") { Description = "Content image (the photograph)" };
         public readonly Argument<string> Style = new("STYLE") { Description = "Style image (the painting)" };
         public readonly Option<string> Output = new("--output", "-o") { Description = "Output image, .png or .jpg", Required = true };
-        public readonly Option<int> Size = new("--size") { Description = "Long edge of the output in pixels", DefaultValueFactory = _ => 512 };
-        public readonly Option<int> Iterations = new("--iterations", "-n") { Description = "Optimiser iterations", DefaultValueFactory = _ => 500 };
-        public readonly Option<double> ContentWeight = new("--content-weight") { Description = "α, the content weight", DefaultValueFactory = _ => 1.0 };
-        public readonly Option<double> StyleWeight = new("--style-weight") { Description = "β, the style weight", DefaultValueFactory = _ => 1e3 };
-        public readonly Option<double?> Ratio = new("--ratio") { Description = "α/β; sets --content-weight to ratio × --style-weight (default ratio 1e-3, as in the paper)" };
-        public readonly Option<double> TvWeight = new("--tv-weight") { Description = "Total-variation weight (0: off, as in the paper)", DefaultValueFactory = _ => 0 };
-        public readonly Option<string> ContentLayers = new("--content-layers") { Description = "Comma-separated content layers", DefaultValueFactory = _ => "relu4_2" };
-        public readonly Option<string> StyleLayers = new("--style-layers") { Description = "Comma-separated style layers", DefaultValueFactory = _ => "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1" };
-        public readonly Option<string?> StyleLayerWeights = new("--style-layer-weights") { Description = "Comma-separated w_l, one per style layer (default: equal, 1/L)" };
-        public readonly Option<string> Init = new Option<string>("--init") { Description = "Starting image", DefaultValueFactory = _ => "noise" }.AcceptOnlyFromAmong("noise", "content", "style");
-        public readonly Option<string> Optimizer = new Option<string>("--optimizer") { Description = "Optimiser", DefaultValueFactory = _ => "lbfgs" }.AcceptOnlyFromAmong("lbfgs", "adam");
-        public readonly Option<bool> LineSearch = new("--line-search") { Description = "L-BFGS with a strong-Wolfe line search (more evaluations per iteration, steadier)" };
-        public readonly Option<int> LbfgsHistory = new("--lbfgs-history") { Description = "L-BFGS memory (pairs kept; each holds two image-sized tensors)", DefaultValueFactory = _ => 100 };
-        public readonly Option<double?> LearningRate = new("--learning-rate", "--lr") { Description = "Step size (default 1 for L-BFGS, 0.02 for Adam)" };
-        public readonly Option<string> Pooling = new Option<string>("--pooling") { Description = "Pooling between blocks", DefaultValueFactory = _ => "avg" }.AcceptOnlyFromAmong("avg", "max");
-        public readonly Option<string> Network = new("--network") { Description = $"Feature network ({string.Join(", ", NetworkFactory.Names)})", DefaultValueFactory = _ => "vgg19" };
-        public readonly Option<string?> Weights = new("--weights") { Description = "Weights file (.pth or .safetensors); default: the PyTorch hub cache" };
-        public readonly Option<bool> NormalizeWeights = new("--normalize-weights") { Description = "Rescale filters to mean activation 1, as in the paper" };
-        public readonly Option<long?> Seed = new("--seed") { Description = "Random seed (same seed, same output)" };
-        public readonly Option<int> SaveEvery = new("--save-every") { Description = "Also write OUT-NNNN.ext every N iterations", DefaultValueFactory = _ => 0 };
-        public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
-        public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
-        public readonly Option<double> StyleScale = new("--style-scale") { Description = "Style image size relative to the output size", DefaultValueFactory = _ => 1.0 };
 
         public Definition()
         {
             Root = new RootCommand("Repaint a photograph in the style of a painting (Gatys, Ecker & Bethge, CVPR 2016).")
             {
-                Content, Style, Output, Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, ContentLayers, StyleLayers,
-                StyleLayerWeights, Init, Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, Seed, SaveEvery,
-                Device, Threads, StyleScale, Bench.Command,
+                Content, Style, Output, Bench.Command,
             };
+            Options.AddTo(Root);
 
             // Dispatch is done by CliApp.Run; an action here only tells the parser that the root
             // command stands on its own (otherwise it demands a subcommand).
             Root.SetAction(_ => ExitOk);
         }
 
-        public BenchCommand Bench { get; } = new();
-
         public RootCommand Root { get; }
 
-        public StyleTransferOptions ToOptions(ParseResult p)
-        {
-            double styleWeight = p.GetValue(StyleWeight);
-            double contentWeight = p.GetValue(ContentWeight);
-            if (p.GetValue(Ratio) is { } ratio)
-            {
-                if (p.GetResult(ContentWeight) is { Implicit: false })
-                {
-                    throw new StyleTransferException("--ratio and --content-weight cannot be given together");
-                }
+        public OptionSet Options { get; } = new();
 
-                if (!double.IsFinite(ratio) || ratio <= 0)
-                {
-                    throw new StyleTransferException($"--ratio must be a number above 0, not {ratio.ToString(CultureInfo.InvariantCulture)}");
-                }
-
-                contentWeight = ratio * styleWeight;
-            }
-
-            return new StyleTransferOptions
-            {
-                Size = p.GetValue(Size),
-                Iterations = p.GetValue(Iterations),
-                ContentWeight = contentWeight,
-                StyleWeight = styleWeight,
-                TvWeight = p.GetValue(TvWeight),
-                ContentLayers = SplitList(p.GetValue(ContentLayers)),
-                StyleLayers = SplitList(p.GetValue(StyleLayers)),
-                StyleLayerWeights = p.GetValue(StyleLayerWeights) is { } w ? ParseNumbers(w, "--style-layer-weights") : null,
-                Init = Enum.Parse<InitMode>(p.GetValue(Init)!, ignoreCase: true),
-                Optimizer = Enum.Parse<OptimizerKind>(p.GetValue(Optimizer)!, ignoreCase: true),
-                LineSearch = p.GetValue(LineSearch),
-                LbfgsHistory = p.GetValue(LbfgsHistory),
-                LearningRate = p.GetValue(LearningRate),
-                Pooling = Enum.Parse<PoolingMode>(p.GetValue(Pooling)!, ignoreCase: true),
-                Network = p.GetValue(Network)!,
-                WeightsPath = p.GetValue(Weights),
-                NormalizeWeights = p.GetValue(NormalizeWeights),
-                Seed = p.GetValue(Seed),
-                SaveEvery = p.GetValue(SaveEvery),
-                Device = p.GetValue(Device)!,
-                Threads = p.GetValue(Threads),
-                StyleScale = p.GetValue(StyleScale),
-            };
-        }
-
-        private static List<string> SplitList(string? value) =>
-            (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
-
-        private static List<double> ParseNumbers(string value, string flag)
-        {
-            var list = new List<double>();
-            foreach (string item in value.Split(',', StringSplitOptions.TrimEntries))
-            {
-                if (!double.TryParse(item, NumberStyles.Float, CultureInfo.InvariantCulture, out double d))
-                {
-                    throw new StyleTransferException($"{flag}: '{item}' is not a number");
-                }
-
-                list.Add(d);
-            }
-
-            return list;
-        }
+        public BenchCommand Bench { get; } = new();
     }
 
     /// <summary>`stylize bench`: ms per iteration, GFLOP/s and peak memory on random full-width weights.</summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using StyleTransfer.Losses;
 using StyleTransfer.Networks;
 
 namespace StyleTransfer;
@@ -24,6 +25,16 @@ public enum OptimizerKind
 
     /// <summary>Adam.</summary>
     Adam,
+}
+
+/// <summary>How each style layer's term is scaled.</summary>
+public enum StyleNormalization
+{
+    /// <summary>The paper's E_l = Σ (G − A)² / (4 N² M²).</summary>
+    Paper,
+
+    /// <summary>Σ (G − A)² / Σ A²: every layer counts equally whatever its activation scale.</summary>
+    Relative,
 }
 
 /// <summary>
@@ -64,6 +75,15 @@ public sealed record StyleTransferOptions
 
     public InitMode Init { get; init; } = InitMode.Noise;
 
+    /// <summary>Transformation of the feature maps before the losses (softmax: SWAG, for non-VGG networks).</summary>
+    public FeatureTransformKind FeatureTransform { get; init; } = FeatureTransformKind.None;
+
+    /// <summary>Temperature T of the softmax transform.</summary>
+    public double SoftmaxTemperature { get; init; } = 1.0;
+
+    /// <summary>How each style layer's term is scaled.</summary>
+    public StyleNormalization StyleNormalization { get; init; } = StyleNormalization.Paper;
+
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.Lbfgs;
 
     /// <summary>L-BFGS with a strong-Wolfe line search (PyTorch's line_search_fn="strong_wolfe"); off: fixed steps, as torch.optim.LBFGS by default.</summary>
@@ -77,7 +97,7 @@ public sealed record StyleTransferOptions
 
     public PoolingMode Pooling { get; init; } = PoolingMode.Avg;
 
-    /// <summary>Feature network name (see <see cref="NetworkFactory.Names"/>).</summary>
+    /// <summary>Feature network name (see <see cref="NetworkFactory.Names"/>). Start from <see cref="NetworkFactory.DefaultOptions"/> to get that network's default layers and weights.</summary>
     public string Network { get; init; } = "vgg19";
 
     /// <summary>Weights file; null searches the PyTorch hub cache.</summary>
@@ -144,6 +164,7 @@ public sealed record StyleTransferOptions
 
         Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"--style-scale must be above 0 and at most 8, not {Format(StyleScale)}");
         Require(LbfgsHistory >= 1, $"--lbfgs-history must be at least 1, not {LbfgsHistory}");
+        Require(double.IsFinite(SoftmaxTemperature) && SoftmaxTemperature > 0, $"--softmax-temperature must be a number above 0, not {Format(SoftmaxTemperature)}");
         Require(SaveEvery >= 0, $"--save-every must be 0 or more, not {SaveEvery}");
         Require(Threads is null or >= 1, $"--threads must be at least 1, not {Threads}");
         Require(

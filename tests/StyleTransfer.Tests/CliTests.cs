@@ -197,7 +197,7 @@ public sealed class CliTests : IDisposable
         }
 
         var stderr = new StringWriter();
-        int code = CliApp.Run([content, style, "-o", dir.File("out.png"), "--size", "32", "-n", "1"], new StringWriter(), stderr);
+        int code = CliApp.Run([content, style, "-o", dir.File("out.png"), "--size", "32", "-n", "1", "--network", "vgg19"], new StringWriter(), stderr);
         Assert.Equal(CliApp.ExitBadInput, code);
         Assert.StartsWith("error: VGG-19 weights not found: pass --weights PATH, or put torchvision's vgg19-dcbb9e9d.pth in one of: ", stderr.ToString());
     }

@@ -75,7 +75,7 @@ public sealed class ParityTests : IDisposable
         Tensor ls = torch.zeros(1);
         foreach (string tap in StyleTaps)
         {
-            Tensor el = StyleLoss.Layer(feats[tap], Gram.Compute(styleFeats[tap]));
+            Tensor el = StyleLoss.Layer(feats[tap], Gram.Compute(styleFeats[tap]), styleFeats[tap].shape[2] * styleFeats[tap].shape[3]);
             AssertClose(reference[$"loss.style.{tap}"], el.reshape(1), $"loss.style.{tap}");
             ls = ls + (el * 0.2);
         }

@@ -2,22 +2,47 @@ using static TorchSharp.torch;
 
 namespace StyleTransfer.Losses;
 
-/// <summary>The paper's per-layer style term E_l = Σ (G − A)² / (4 N² M²).</summary>
+/// <summary>
+/// The paper's per-layer style term E_l = Σ (G − A)² / (4 N² M²). When the style image has
+/// another number of positions M_s than the generated image's M, A is first rescaled by M / M_s:
+/// Grams per position are compared, which is the paper's formula exactly at equal sizes and
+/// keeps it meaningful at any other (a texture larger than its source, a style at --style-scale).
+/// </summary>
 public static class StyleLoss
 {
     /// <param name="features">The generated image's feature map [1,N,H,W]; N and M = H·W come from it.</param>
     /// <param name="targetGram">A: the style image's Gram matrix at the same layer, [N,N].</param>
-    public static Tensor Layer(Tensor features, Tensor targetGram)
+    /// <param name="targetPositions">M_s: the positions (h·w) of the style image's feature map that gave A.</param>
+    public static Tensor Layer(Tensor features, Tensor targetGram, long targetPositions)
     {
         long n = features.shape[^3];
         long m = features.shape[^1] * features.shape[^2];
+        CheckShape(targetGram, n);
+        using Tensor g = Gram.Compute(features);
+        using Tensor a = targetGram * ((double)m / targetPositions);
+        double denominator = 4.0 * n * n * (double)m * m;
+        return (g - a).square().sum().div(denominator);
+    }
+
+    /// <summary>
+    /// The per-layer term relative to the target: Σ (G − A)² / Σ A². Each layer then counts equally
+    /// whatever the scale of its activations, which networks other than a normalised VGG need.
+    /// </summary>
+    public static Tensor RelativeLayer(Tensor features, Tensor targetGram, long targetPositions)
+    {
+        long m = features.shape[^1] * features.shape[^2];
+        CheckShape(targetGram, features.shape[^3]);
+        using Tensor g = Gram.Compute(features);
+        using Tensor a = targetGram * ((double)m / targetPositions);
+        using Tensor norm = a.square().sum().clamp_min(1e-30);
+        return (g - a).square().sum().div(norm);
+    }
+
+    private static void CheckShape(Tensor targetGram, long n)
+    {
         if (targetGram.shape.Length != 2 || targetGram.shape[0] != n || targetGram.shape[1] != n)
         {
             throw new ArgumentException($"style target Gram [{string.Join(",", targetGram.shape)}] does not match {n} filters");
         }
-
-        using Tensor g = Gram.Compute(features);
-        double denominator = 4.0 * n * n * (double)m * m;
-        return (g - targetGram).square().sum().div(denominator);
     }
 }

@@ -1,3 +1,4 @@
+using StyleTransfer.Losses;
 using static TorchSharp.torch;
 
 namespace StyleTransfer.Networks;
@@ -7,6 +8,53 @@ public static class NetworkFactory
 {
     /// <summary>Networks that --network accepts.</summary>
     public static readonly IReadOnlyList<string> Names = ["vgg19", "resnet18"];
+
+    /// <summary>
+    /// The network used when none is named: VGG-19 (the paper's) when its weights are found, else
+    /// ResNet-18, which ships with the package and needs no download. A --weights file decides by
+    /// its kind: .onnx is ResNet-18, anything else VGG-19.
+    /// </summary>
+    public static string ChooseDefault(string? weightsPath)
+    {
+        if (weightsPath != null)
+        {
+            return weightsPath.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? "resnet18" : "vgg19";
+        }
+
+        return WeightLocator.Find(null, Vgg19.WeightsFileName) != null ? "vgg19" : "resnet18";
+    }
+
+    /// <summary>
+    /// Options whose layers, weights and loss settings are this network's defaults. For VGG-19 they
+    /// are the paper's; for ResNet-18 they were chosen by side-by-side comparison (docs/resnet18.md).
+    /// </summary>
+    public static StyleTransferOptions DefaultOptions(string network) => Profile(network).Defaults;
+
+    /// <summary>A network's defaults and the layer ladders that the paper's Figure 1 walks.</summary>
+    public static NetworkProfile Profile(string network) => network switch
+    {
+        "vgg19" => new NetworkProfile(
+            new StyleTransferOptions { Network = "vgg19" },
+            ["relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2"],
+            ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]),
+        "resnet18" => new NetworkProfile(
+            new StyleTransferOptions
+            {
+                Network = "resnet18",
+                ContentLayers = ["layer2_1"],
+                StyleLayers = ["relu1", "layer1_0", "layer1_1", "layer2_0", "layer2_1", "layer3_0", "layer3_1"],
+                StyleNormalization = StyleNormalization.Relative,
+                FeatureTransform = FeatureTransformKind.None,
+                ContentWeight = 1,
+                StyleWeight = 1e3,
+                Init = InitMode.Content,
+                LineSearch = true,
+                Iterations = 200,
+            },
+            ["relu1", "layer1_1", "layer2_1", "layer3_1", "layer4_2"],
+            ["relu1", "layer1_1", "layer2_1", "layer3_1", "layer4_2"]),
+        _ => throw new StyleTransferException($"unknown network '{network}' (known: {string.Join(", ", Names)})"),
+    };
 
     /// <summary>Where normalisation factors are cached: $XDG_CACHE_HOME/stylize or ~/.cache/stylize.</summary>
     public static string CacheDirectory
@@ -98,3 +146,9 @@ public static class NetworkFactory
         }
     }
 }
+
+/// <summary>A network's default options and the layers that the paper's Figure 1 walks through.</summary>
+/// <param name="Defaults">Options with this network's default layers, weights and loss settings.</param>
+/// <param name="ContentLadder">Content reconstructions, shallow to deep (the paper: conv1_2 … conv5_2).</param>
+/// <param name="StyleLadder">Style reconstructions use the first 1, 2, … of these (the paper: conv1_1 … conv5_1).</param>
+public sealed record NetworkProfile(StyleTransferOptions Defaults, IReadOnlyList<string> ContentLadder, IReadOnlyList<string> StyleLadder);

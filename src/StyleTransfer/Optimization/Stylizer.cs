@@ -106,7 +106,7 @@ public static class Stylizer
         Action<int, Tensor>? snapshot = null)
     {
         CheckLayers(network, options);
-        using Targets targets = Targets.Compute(network, content, ActiveContentLayers(options), style, ActiveStyleLayers(options));
+        using Targets targets = Targets.Compute(network, content, ActiveContentLayers(options), style, ActiveStyleLayers(options), options.FeatureTransform, options.SoftmaxTemperature);
         return Run(targets, network, options, ((int)content.shape[2], (int)content.shape[3]), content, style, progress, cancellation, snapshot);
     }
 
@@ -139,6 +139,11 @@ public static class Stylizer
             throw new ArgumentException($"the targets hold no '{layer}'", nameof(targets));
         }
 
+        if (targets.Transform != options.FeatureTransform || (options.FeatureTransform != FeatureTransformKind.None && targets.Temperature != options.SoftmaxTemperature))
+        {
+            throw new ArgumentException("the targets were computed with another feature transform", nameof(targets));
+        }
+
         using Parameter x = new(InitialImage(options.Init, size, content, style, seed).to(device), requires_grad: true);
         using Lbfgs? lbfgs = options.Optimizer == OptimizerKind.Lbfgs
             ? new Lbfgs(x, options.EffectiveLearningRate, historySize: options.LbfgsHistory, strongWolfe: options.LineSearch)
@@ -169,6 +174,11 @@ public static class Stylizer
                     using var evalScope = torch.NewDisposeScope();
                     x.grad?.zero_();
                     Dictionary<string, Tensor> feats = network.Extract(x, allTaps);
+                    foreach (string tap in allTaps)
+                    {
+                        feats[tap] = FeatureTransform.Apply(feats[tap], options.FeatureTransform, options.SoftmaxTemperature);
+                    }
+
                     Tensor lc = torch.zeros(1, device: device), ls = torch.zeros(1, device: device);
                     foreach (string layer in contentLayers)
                     {
@@ -177,7 +187,11 @@ public static class Stylizer
 
                     for (int l = 0; l < styleLayers.Length; l++)
                     {
-                        ls = ls + (StyleLoss.Layer(feats[styleLayers[l]], targets.StyleGrams[styleLayers[l]]) * layerWeights[l]);
+                        (Tensor gram, long positions) = targets.StyleGrams[styleLayers[l]];
+                        Tensor el = options.StyleNormalization == StyleNormalization.Relative
+                            ? StyleLoss.RelativeLayer(feats[styleLayers[l]], gram, positions)
+                            : StyleLoss.Layer(feats[styleLayers[l]], gram, positions);
+                        ls = ls + (el * layerWeights[l]);
                     }
 
                     Tensor ltv = options.TvWeight > 0 ? TotalVariation.Compute(x) : torch.zeros(1, device: device);

@@ -18,15 +18,28 @@ public sealed class Targets : IDisposable
 
     public Dictionary<string, Tensor> Content { get; } = new(StringComparer.Ordinal);
 
-    public Dictionary<string, Tensor> StyleGrams { get; } = new(StringComparer.Ordinal);
+    /// <summary>Per style layer: the Gram matrix A and the number of positions M_s it sums over.</summary>
+    public Dictionary<string, (Tensor Gram, long Positions)> StyleGrams { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The transformation the features went through before the Grams were taken.</summary>
+    public FeatureTransformKind Transform { get; private init; }
+
+    public double Temperature { get; private init; } = 1;
 
     /// <summary>
     /// Runs <paramref name="network"/> on the images (either may be null when its layer list is
     /// empty) and keeps the requested content features and style Grams, on the network's device.
     /// </summary>
-    public static Targets Compute(IFeatureNetwork network, Tensor? content, IReadOnlyList<string> contentLayers, Tensor? style, IReadOnlyList<string> styleLayers)
+    public static Targets Compute(
+        IFeatureNetwork network,
+        Tensor? content,
+        IReadOnlyList<string> contentLayers,
+        Tensor? style,
+        IReadOnlyList<string> styleLayers,
+        FeatureTransformKind transform = FeatureTransformKind.None,
+        double temperature = 1)
     {
-        var targets = new Targets();
+        var targets = new Targets { Transform = transform, Temperature = temperature };
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         if (contentLayers.Count > 0)
@@ -34,7 +47,7 @@ public sealed class Targets : IDisposable
             Tensor c = content ?? throw new ArgumentNullException(nameof(content), "content layers need a content image");
             foreach ((string k, Tensor v) in network.Extract(c.to(network.Device), contentLayers))
             {
-                targets.Content[k] = v.clone().MoveToOuterDisposeScope();
+                targets.Content[k] = FeatureTransform.Apply(v, transform, temperature).clone().MoveToOuterDisposeScope();
             }
         }
 
@@ -43,7 +56,8 @@ public sealed class Targets : IDisposable
             Tensor s = style ?? throw new ArgumentNullException(nameof(style), "style layers need a style image");
             foreach ((string k, Tensor v) in network.Extract(s.to(network.Device), styleLayers))
             {
-                targets.StyleGrams[k] = Gram.Compute(v).MoveToOuterDisposeScope();
+                Tensor f = FeatureTransform.Apply(v, transform, temperature);
+                targets.StyleGrams[k] = (Gram.Compute(f).MoveToOuterDisposeScope(), f.shape[^1] * f.shape[^2]);
             }
         }
 
@@ -52,7 +66,7 @@ public sealed class Targets : IDisposable
 
     public void Dispose()
     {
-        foreach (Tensor t in Content.Values.Concat(StyleGrams.Values))
+        foreach (Tensor t in Content.Values.Concat(StyleGrams.Values.Select(g => g.Gram)))
         {
             t.Dispose();
         }

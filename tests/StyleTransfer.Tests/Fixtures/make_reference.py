@@ -180,6 +180,8 @@ def compute_losses(features, content, style, x):
 
     L_c = 0.5 * sum((F_x - P_content)^2) at CONTENT_TAP
     E_l = sum((G_x - A_style)^2) / (4 N^2 M^2), N, M = channels and H*W of x's layer l
+          where the style image has another size, its Gram is rescaled by M_x / M_style, so
+          Grams per position are compared (identical to the paper's formula at equal sizes)
     L_s = sum_l w_l E_l
     L   = alpha L_c + beta L_s
     """
@@ -196,7 +198,8 @@ def compute_losses(features, content, style, x):
     for t, w in zip(STYLE_TAPS, STYLE_WEIGHTS):
         _, n, h, wd = fx[t].shape
         m = h * wd
-        e = ((gram(fx[t]) - a[t]) ** 2).sum() / (4.0 * n * n * m * m)
+        m_style = style_feats[t].shape[2] * style_feats[t].shape[3]
+        e = ((gram(fx[t]) - a[t] * (m / m_style)) ** 2).sum() / (4.0 * n * n * m * m)
         per_layer[t] = e
         loss_s = loss_s + w * e
     total = ALPHA * loss_c + BETA * loss_s

@@ -1,0 +1,196 @@
+using System.CommandLine;
+using System.Globalization;
+using StyleTransfer.Losses;
+using StyleTransfer.Networks;
+
+namespace StyleTransfer.Cli;
+
+/// <summary>
+/// The algorithm options every image-making command shares. <see cref="Build"/> starts from the
+/// chosen network's defaults and overrides only what the user typed, so one record comes out,
+/// validated once.
+/// </summary>
+internal sealed class OptionSet
+{
+    public readonly Option<int> Size = new("--size") { Description = "Long edge of the output in pixels", DefaultValueFactory = _ => 512 };
+    public readonly Option<int> Iterations = new("--iterations", "-n") { Description = "Optimiser iterations (default: the network's; 500 for vgg19)" };
+    public readonly Option<double> ContentWeight = new("--content-weight") { Description = "α, the content weight (default 1)" };
+    public readonly Option<double> StyleWeight = new("--style-weight") { Description = "β, the style weight (default 1000)" };
+    public readonly Option<double?> Ratio = new("--ratio") { Description = "α/β: sets α to ratio × β (the paper's default is 1e-3)" };
+    public readonly Option<double> TvWeight = new("--tv-weight") { Description = "Total-variation weight (0: off, as in the paper)" };
+    public readonly Option<string> ContentLayers = new("--content-layers") { Description = "Comma-separated content layers (default: the network's; relu4_2 for vgg19)" };
+    public readonly Option<string> StyleLayers = new("--style-layers") { Description = "Comma-separated style layers (default: the network's; relu1_1…relu5_1 for vgg19)" };
+    public readonly Option<string?> StyleLayerWeights = new("--style-layer-weights") { Description = "Comma-separated w_l, one per style layer (default: equal, 1/L)" };
+    public readonly Option<string> Init = new Option<string>("--init") { Description = "Starting image: noise (the paper), content or style (default: the network's)" }.AcceptOnlyFromAmong("noise", "content", "style");
+    public readonly Option<string> Optimizer = new Option<string>("--optimizer") { Description = "Optimiser (default lbfgs)" }.AcceptOnlyFromAmong("lbfgs", "adam");
+    public readonly Option<bool> LineSearch = new("--line-search") { Description = "L-BFGS with a strong-Wolfe line search (default: the network's)" };
+    public readonly Option<int> LbfgsHistory = new("--lbfgs-history") { Description = "L-BFGS memory: pairs kept, each two image-sized tensors (default 100)" };
+    public readonly Option<double?> LearningRate = new("--learning-rate", "--lr") { Description = "Step size (default 1 for L-BFGS, 0.02 for Adam)" };
+    public readonly Option<string> Pooling = new Option<string>("--pooling") { Description = "Pooling between VGG blocks (default avg, as in the paper)" }.AcceptOnlyFromAmong("avg", "max");
+    public readonly Option<string?> Network = new("--network") { Description = $"Feature network: {string.Join(", ", NetworkFactory.Names)} (default: vgg19 when its weights are found, else resnet18)" };
+    public readonly Option<string?> Weights = new("--weights") { Description = "Weights file: .pth/.safetensors (vgg19) or .onnx (resnet18); default: the PyTorch hub cache / the bundled model" };
+    public readonly Option<bool> NormalizeWeights = new("--normalize-weights") { Description = "Rescale VGG filters to mean activation 1, as in the paper" };
+    public readonly Option<string> FeatureTransform = new Option<string>("--feature-transform") { Description = "Transform features before the losses: none or softmax (SWAG) (default: the network's)" }.AcceptOnlyFromAmong("none", "softmax");
+    public readonly Option<double> SoftmaxTemperature = new("--softmax-temperature") { Description = "Temperature of --feature-transform softmax (default 1)" };
+    public readonly Option<string> StyleNormalization = new Option<string>("--style-normalization") { Description = "Style term per layer: paper (÷4N²M²) or relative (÷ΣA²) (default: the network's)" }.AcceptOnlyFromAmong("paper", "relative");
+    public readonly Option<long?> Seed = new("--seed") { Description = "Random seed (same seed, same output)" };
+    public readonly Option<int> SaveEvery = new("--save-every") { Description = "Also write OUT-NNNN.ext every N iterations" };
+    public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+    public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
+    public readonly Option<double> StyleScale = new("--style-scale") { Description = "Style image size relative to the output size (default 1)" };
+
+    public IEnumerable<Option> All =>
+    [
+        Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
+        Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, FeatureTransform,
+        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale,
+    ];
+
+    public void AddTo(Command command)
+    {
+        foreach (Option option in All)
+        {
+            command.Add(option);
+        }
+    }
+
+    /// <summary>The network's defaults, overridden by what was typed; validated.</summary>
+    public StyleTransferOptions Build(ParseResult p)
+    {
+        string? weights = p.GetValue(Weights);
+        string network = p.GetValue(Network) ?? NetworkFactory.ChooseDefault(weights);
+        if (!NetworkFactory.Names.Contains(network))
+        {
+            throw new StyleTransferException($"unknown network '{network}' (known: {string.Join(", ", NetworkFactory.Names)})");
+        }
+
+        StyleTransferOptions o = NetworkFactory.DefaultOptions(network) with { WeightsPath = weights };
+        o = o with { Size = p.GetValue(Size), Device = p.GetValue(Device)!, Threads = p.GetValue(Threads), Seed = p.GetValue(Seed) };
+        if (Given(p, Iterations))
+        {
+            o = o with { Iterations = p.GetValue(Iterations) };
+        }
+
+        if (Given(p, StyleWeight))
+        {
+            o = o with { StyleWeight = p.GetValue(StyleWeight) };
+        }
+
+        if (Given(p, ContentWeight))
+        {
+            o = o with { ContentWeight = p.GetValue(ContentWeight) };
+        }
+
+        if (p.GetValue(Ratio) is { } ratio)
+        {
+            if (Given(p, ContentWeight))
+            {
+                throw new StyleTransferException("--ratio and --content-weight cannot be given together");
+            }
+
+            if (!double.IsFinite(ratio) || ratio <= 0)
+            {
+                throw new StyleTransferException($"--ratio must be a number above 0, not {ratio.ToString(CultureInfo.InvariantCulture)}");
+            }
+
+            o = o with { ContentWeight = ratio * o.StyleWeight };
+        }
+
+        if (Given(p, TvWeight))
+        {
+            o = o with { TvWeight = p.GetValue(TvWeight) };
+        }
+
+        if (Given(p, ContentLayers))
+        {
+            o = o with { ContentLayers = SplitList(p.GetValue(ContentLayers)) };
+        }
+
+        if (Given(p, StyleLayers))
+        {
+            o = o with { StyleLayers = SplitList(p.GetValue(StyleLayers)) };
+        }
+
+        if (p.GetValue(StyleLayerWeights) is { } w)
+        {
+            o = o with { StyleLayerWeights = ParseNumbers(w, "--style-layer-weights") };
+        }
+
+        if (Given(p, Init))
+        {
+            o = o with { Init = Enum.Parse<InitMode>(p.GetValue(Init)!, ignoreCase: true) };
+        }
+
+        if (Given(p, Optimizer))
+        {
+            o = o with { Optimizer = Enum.Parse<OptimizerKind>(p.GetValue(Optimizer)!, ignoreCase: true) };
+        }
+
+        if (Given(p, LineSearch))
+        {
+            o = o with { LineSearch = p.GetValue(LineSearch) };
+        }
+
+        if (Given(p, LbfgsHistory))
+        {
+            o = o with { LbfgsHistory = p.GetValue(LbfgsHistory) };
+        }
+
+        if (Given(p, Pooling))
+        {
+            o = o with { Pooling = Enum.Parse<PoolingMode>(p.GetValue(Pooling)!, ignoreCase: true) };
+        }
+
+        if (Given(p, FeatureTransform))
+        {
+            o = o with { FeatureTransform = Enum.Parse<FeatureTransformKind>(p.GetValue(FeatureTransform)!, ignoreCase: true) };
+        }
+
+        if (Given(p, SoftmaxTemperature))
+        {
+            o = o with { SoftmaxTemperature = p.GetValue(SoftmaxTemperature) };
+        }
+
+        if (Given(p, StyleNormalization))
+        {
+            o = o with { StyleNormalization = Enum.Parse<StyleNormalization>(p.GetValue(StyleNormalization)!, ignoreCase: true) };
+        }
+
+        if (Given(p, SaveEvery))
+        {
+            o = o with { SaveEvery = p.GetValue(SaveEvery) };
+        }
+
+        if (Given(p, StyleScale))
+        {
+            o = o with { StyleScale = p.GetValue(StyleScale) };
+        }
+
+        return (o with
+        {
+            LearningRate = p.GetValue(LearningRate),
+            NormalizeWeights = p.GetValue(NormalizeWeights),
+        }).Validate();
+    }
+
+    private static bool Given(ParseResult p, Option option) => p.GetResult(option) is { Implicit: false };
+
+    private static List<string> SplitList(string? value) =>
+        (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
+
+    private static List<double> ParseNumbers(string value, string flag)
+    {
+        var list = new List<double>();
+        foreach (string item in value.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!double.TryParse(item, NumberStyles.Float, CultureInfo.InvariantCulture, out double d))
+            {
+                throw new StyleTransferException($"{flag}: '{item}' is not a number");
+            }
+
+            list.Add(d);
+        }
+
+        return list;
+    }
+}
