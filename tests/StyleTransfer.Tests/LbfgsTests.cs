@@ -62,6 +62,28 @@ public sealed class LbfgsTests
     }
 
     [Fact]
+    public void ALineSearchThatFindsNothingBetterHandsBackAGradientThatOutlivesTheCallersScope()
+    {
+        // Every trial is worse than the start, so the search settles on step 0 and must return a
+        // copy of the start gradient. That copy once belonged to the caller's dispose scope and
+        // was freed with it, crashing the next L-BFGS iteration ("Tensor invalid -- empty handle").
+        TorchRuntime.EnsureLoaded();
+        Tensor result;
+        double step;
+        using (torch.NewDisposeScope())
+        {
+            Tensor g = torch.tensor(new float[] { -1, -1 });
+            Tensor d = torch.tensor(new float[] { 1, 1 });
+            (double loss, result, step) = StrongWolfe.Search(t => (10 + t, torch.tensor(new float[] { 1, 1 }).DetachFromDisposeScope()), 1.0, d, 10, g, -2);
+            Assert.Equal(10, loss);
+        }
+
+        Assert.Equal(0, step);
+        Assert.Equal(new float[] { -1, -1 }, result.data<float>().ToArray());
+        result.Dispose();
+    }
+
+    [Fact]
     public void CubicInterpolationFindsTheMinimumOfACubic()
     {
         // f(t) = (t - 1)^2 (t + 2) has a local minimum at t = 1 and f'(t) = 3t^2 - 3.

@@ -138,10 +138,11 @@ internal static class StrongWolfe
                 }
             }
 
-            // Hand back a gradient the caller owns: a clone when it is the caller's own g.
+            // Hand back a gradient the caller owns: a clone when it is the caller's own g, kept out
+            // of any dispose scope (the caller holds it across iterations).
             Tensor best = bracketG[low];
-            Tensor result = ReferenceEquals(best, g) ? g.clone() : best;
-            owned.Remove(result);
+            Tensor result = ReferenceEquals(best, g) ? g.clone().DetachFromDisposeScope() : best;
+            owned.RemoveAll(t2 => ReferenceEquals(t2, result));
             return (bracketF[low], result, bracket[low]);
         }
         finally
