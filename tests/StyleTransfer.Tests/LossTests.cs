@@ -1,0 +1,97 @@
+using StyleTransfer.Losses;
+using StyleTransfer.Networks;
+using StyleTransfer.Optimization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StyleTransfer.Tests;
+
+/// <summary>The loss pieces beyond the paper's formulas (those are in ParityTests), and the per-network defaults.</summary>
+public sealed class LossTests
+{
+    public LossTests() => TorchRuntime.EnsureLoaded();
+
+    [Fact]
+    public void AStyleImageOfAnotherSizeIsComparedPerPosition()
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor f = torch.rand(new long[] { 1, 4, 5, 6 }, generator: new Generator(1));
+
+        // The same texture tiled 2x2 has 4x the positions and 4x the Gram: per position it is identical.
+        Tensor tiled = f.repeat(1, 1, 2, 2);
+        Tensor a = Gram.Compute(tiled);
+        Assert.True(StyleLoss.Layer(f, a, 4 * 30).ToDouble() < 1e-12);
+        Assert.True(StyleLoss.RelativeLayer(f, a, 4 * 30).ToDouble() < 1e-12);
+
+        // Without the rescaling (claiming M_s = M) the paper's formula sees a 4x Gram: (4G - G)² summed.
+        Tensor g = Gram.Compute(f);
+        double expected = (g * 3).square().sum().ToDouble() / (4.0 * 16 * 30 * 30);
+        Assert.Equal(expected, StyleLoss.Layer(f, a, 30).ToDouble(), expected * 1e-5);
+    }
+
+    [Fact]
+    public void RelativeStyleTermIsTheGramErrorOverTheTargetEnergy()
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor f = torch.rand(new long[] { 1, 3, 4, 4 }, generator: new Generator(2));
+        Tensor target = torch.rand(new long[] { 3, 3 }, generator: new Generator(3));
+        Tensor g = Gram.Compute(f);
+        double expected = (g - target).square().sum().ToDouble() / target.square().sum().ToDouble();
+        Assert.Equal(expected, StyleLoss.RelativeLayer(f, target, 16).ToDouble(), expected * 1e-5);
+    }
+
+    [Fact]
+    public void SoftmaxTransformIsASoftmaxOverTheWholeMapScaledByItsSize()
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor f = torch.randn(new long[] { 1, 2, 3, 4 }, generator: new Generator(4)) * 5;
+        Tensor s = FeatureTransform.Apply(f, FeatureTransformKind.Softmax, 2.0);
+        Assert.Equal(f.shape, s.shape);
+        Assert.Equal(24.0, s.sum().ToDouble(), 4);
+
+        // Ratios follow exp((a - b) / T).
+        double ratio = (s[0, 0, 0, 0] / s[0, 1, 2, 3]).ToDouble();
+        double expected = Math.Exp((f[0, 0, 0, 0] - f[0, 1, 2, 3]).ToDouble() / 2.0);
+        Assert.Equal(expected, ratio, expected * 1e-4);
+        Assert.Same(f, FeatureTransform.Apply(f, FeatureTransformKind.None, 2.0));
+    }
+
+    [Fact]
+    public void TheNetworkIsChosenByTheWeightsFileOrWhatIsInstalled()
+    {
+        Assert.Equal("resnet18", NetworkFactory.ChooseDefault("model.onnx"));
+        Assert.Equal("vgg19", NetworkFactory.ChooseDefault("vgg.pth"));
+        Assert.Equal("vgg19", NetworkFactory.ChooseDefault("vgg.safetensors"));
+        string expected = WeightLocator.Find(null, Vgg19.WeightsFileName) != null ? "vgg19" : "resnet18";
+        Assert.Equal(expected, NetworkFactory.ChooseDefault(null));
+    }
+
+    [Fact]
+    public void Vgg19DefaultsAreThePapers()
+    {
+        StyleTransferOptions o = NetworkFactory.DefaultOptions("vgg19");
+        Assert.Equal(["relu4_2"], o.ContentLayers);
+        Assert.Equal(["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], o.StyleLayers);
+        Assert.Equal(1e-3, o.ContentWeight / o.StyleWeight, 12);
+        Assert.Equal(InitMode.Noise, o.Init);
+        Assert.Equal(PoolingMode.Avg, o.Pooling);
+        Assert.Equal(FeatureTransformKind.None, o.FeatureTransform);
+        Assert.Equal(StyleNormalization.Paper, o.StyleNormalization);
+        Assert.All(o.EffectiveStyleLayerWeights, w => Assert.Equal(0.2, w, 12));
+    }
+
+    [Fact]
+    public void ResNet18DefaultsNameRealTapsAndStylise()
+    {
+        StyleTransferOptions o = NetworkFactory.DefaultOptions("resnet18") with { Size = 64, Iterations = 8, Seed = 1, Threads = 2 };
+        o.Validate();
+        using IFeatureNetwork net = NetworkFactory.Create(o, torch.CPU);
+        Assert.All(o.ContentLayers.Concat(o.StyleLayers), l => Assert.Contains(l, net.TapNames));
+        Assert.All(NetworkFactory.Profile("resnet18").ContentLadder.Concat(NetworkFactory.Profile("resnet18").StyleLadder), l => Assert.Contains(l, net.TapNames));
+        using Tensor content = TestImages.SceneTensor(64, 48), style = TestImages.StripesTensor(64, 64);
+        using StylizeResult r = Stylizer.Run(content, style, net, o);
+        // From the content image the style term can only fall; 8 iterations at 64 px cut it by about 12 %.
+        Assert.True(r.History[^1].Style < r.History[0].Style * 0.95, $"style {r.History[0].Style:E3} -> {r.History[^1].Style:E3}");
+        Assert.True(r.History[^1].Total < r.History[0].Total * 0.95, $"total {r.History[0].Total:E3} -> {r.History[^1].Total:E3}");
+    }
+}
