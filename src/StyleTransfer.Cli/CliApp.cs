@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using Spectre.Console;
+using StyleTransfer.Experiments;
 using StyleTransfer.Networks;
 using StyleTransfer.Optimization;
 
@@ -37,6 +38,11 @@ public static class CliApp
             return Guarded(stderr, () => cli.Bench.Run(parsed, stdout));
         }
 
+        if (cli.Experiments.Find(parsed.CommandResult.Command) is { } experiment && !IsHelp(parsed))
+        {
+            return Guarded(stderr, () => experiment(parsed, stdout, interactive, cancellation));
+        }
+
         if (parsed.Action is not null && (parsed.CommandResult.Command != cli.Root || !IsStylizeInvocation(parsed, cli)))
         {
             // --help, --version: let System.CommandLine print them.
@@ -49,7 +55,10 @@ public static class CliApp
             string content = parsed.GetRequiredValue(cli.Content);
             string style = parsed.GetRequiredValue(cli.Style);
             string output = parsed.GetRequiredValue(cli.Output);
-            return Stylize(content, style, output, options, stdout, interactive, cancellation);
+            cli.Outputs.Check(parsed, output);
+            var inputs = new Dictionary<string, string> { ["content"] = content, ["style"] = style, ["output"] = output };
+            return Stylize(content, style, output, options, stdout, interactive, cancellation, result =>
+                cli.Outputs.Write(parsed, "stylize", inputs, options, [LoggedRun.From("stylize", 0, 0, options, result)], stdout));
         });
     }
 
@@ -82,7 +91,7 @@ public static class CliApp
 
     private static bool IsHelp(ParseResult parsed) => parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?" or "--version");
 
-    private static int Stylize(string content, string style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation)
+    private static int Stylize(string content, string style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation, Action<StylizeResult> written)
     {
         string version = TorchRuntime.EnsureLoaded();
         string pooling = options.Network == "vgg19" ? $", {options.Pooling.ToString().ToLowerInvariant()} pooling" : "";
@@ -107,6 +116,7 @@ public static class CliApp
                     ? "no iterations run"
                     : $"final loss {G(last.Total)} (content {G(last.Content)}, style {G(last.Style)}) after {last.Iteration} iterations ({last.Evaluations} evaluations) in {last.Elapsed.TotalSeconds:F1} s ({last.Elapsed.TotalMilliseconds / last.Iteration:F0} ms/iteration)";
                 stdout.WriteLine($"wrote {output} ({result.Image.shape[3]}x{result.Image.shape[2]}); {losses}; seed {result.Seed}");
+                written(result);
                 if (result.Cancelled)
                 {
                     stdout.WriteLine("stopped early (Ctrl-C): the image so far was written");
@@ -178,7 +188,13 @@ public static class CliApp
             {
                 Content, Style, Output, Bench.Command,
             };
+            foreach (Command experiment in Experiments.Commands)
+            {
+                Root.Add(experiment);
+            }
+
             Options.AddTo(Root);
+            Outputs.AddTo(Root);
 
             // Dispatch is done by CliApp.Run; an action here only tells the parser that the root
             // command stands on its own (otherwise it demands a subcommand).
@@ -190,6 +206,10 @@ public static class CliApp
         public OptionSet Options { get; } = new();
 
         public BenchCommand Bench { get; } = new();
+
+        public ExperimentCommands Experiments { get; } = new();
+
+        public RunOutputOptions Outputs { get; } = new();
     }
 
     /// <summary>`stylize bench`: ms per iteration, GFLOP/s and peak memory on random full-width weights.</summary>

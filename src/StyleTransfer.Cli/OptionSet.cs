@@ -28,7 +28,7 @@ internal sealed class OptionSet
     public readonly Option<double?> LearningRate = new("--learning-rate", "--lr") { Description = "Step size (default 1 for L-BFGS, 0.02 for Adam)" };
     public readonly Option<string> Pooling = new Option<string>("--pooling") { Description = "Pooling between VGG blocks (default avg, as in the paper)" }.AcceptOnlyFromAmong("avg", "max");
     public readonly Option<string?> Network = new("--network") { Description = $"Feature network: {string.Join(", ", NetworkFactory.Names)} (default: vgg19 when its weights are found, else resnet18)" };
-    public readonly Option<string?> Weights = new("--weights") { Description = "Weights file: .pth/.safetensors (vgg19) or .onnx (resnet18); default: the PyTorch hub cache / the bundled model" };
+    public readonly Option<string?> Weights = new("--weights") { Description = "Weights file: .pth/.safetensors (vgg19, alexnet, googlenet, resnet50) or .onnx (resnet18); default: the PyTorch hub cache / the bundled model" };
     public readonly Option<bool> NormalizeWeights = new("--normalize-weights") { Description = "Rescale VGG filters to mean activation 1, as in the paper" };
     public readonly Option<string> FeatureTransform = new Option<string>("--feature-transform") { Description = "Transform features before the losses: none or softmax (SWAG) (default: the network's)" }.AcceptOnlyFromAmong("none", "softmax");
     public readonly Option<double> SoftmaxTemperature = new("--softmax-temperature") { Description = "Temperature of --feature-transform softmax (default 1)" };
@@ -46,16 +46,17 @@ internal sealed class OptionSet
         SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale,
     ];
 
-    public void AddTo(Command command)
+    /// <summary>Adds the options to <paramref name="command"/>, less those in <paramref name="except"/> (which the command replaces or fixes).</summary>
+    public void AddTo(Command command, params Option[] except)
     {
-        foreach (Option option in All)
+        foreach (Option option in All.Except(except))
         {
             command.Add(option);
         }
     }
 
-    /// <summary>The network's defaults, overridden by what was typed; validated.</summary>
-    public StyleTransferOptions Build(ParseResult p)
+    /// <summary>The network's defaults, overridden by what was typed; validated. <paramref name="size"/> stands in for --size where a command parses its own.</summary>
+    public StyleTransferOptions Build(ParseResult p, int? size = null)
     {
         string? weights = p.GetValue(Weights);
         string network = p.GetValue(Network) ?? NetworkFactory.ChooseDefault(weights);
@@ -65,7 +66,7 @@ internal sealed class OptionSet
         }
 
         StyleTransferOptions o = NetworkFactory.DefaultOptions(network) with { WeightsPath = weights };
-        o = o with { Size = p.GetValue(Size), Device = p.GetValue(Device)!, Threads = p.GetValue(Threads), Seed = p.GetValue(Seed) };
+        o = o with { Size = size ?? p.GetValue(Size), Device = p.GetValue(Device)!, Threads = p.GetValue(Threads), Seed = p.GetValue(Seed) };
         if (Given(p, Iterations))
         {
             o = o with { Iterations = p.GetValue(Iterations) };

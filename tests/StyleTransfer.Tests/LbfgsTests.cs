@@ -84,6 +84,38 @@ public sealed class LbfgsTests
     }
 
     [Fact]
+    public void ALossWithANoiseFloorDoesNotStallTheLineSearch()
+    {
+        // Σx² over 100,000 variables from x = 3, seen through a loss rounded to hundreds (as a
+        // float32 sum of millions of terms blurs small changes). PyTorch's first step, 1/‖g‖₁,
+        // lowers the loss by about 6: invisible, so every strong-Wolfe trial "fails" and the
+        // optimiser stood still for good. It must now retry from a larger step and make progress.
+        TorchRuntime.EnsureLoaded();
+        using var scope = torch.NewDisposeScope();
+        Tensor x = torch.full(new long[] { 1, 1, 100, 1000 }, 3.0f).requires_grad_(true);
+        using var lbfgs = new Lbfgs(x, lr: 1, historySize: 10, strongWolfe: true);
+        double Closure()
+        {
+            using var s = torch.NewDisposeScope();
+            x.grad?.zero_();
+            Tensor loss = x.square().sum();
+            loss.backward();
+            return Math.Round(loss.ToDouble() / 100) * 100;
+        }
+
+        double first = lbfgs.Step(Closure);
+        for (int i = 0; i < 4; i++)
+        {
+            lbfgs.Step(Closure);
+        }
+
+        double last = x.detach().square().sum().ToDouble();
+        Assert.Equal(900_000, first);
+        Assert.True(last < first / 2, $"loss {first} -> {last}: the line search stalled");
+        Assert.True(lbfgs.Stalls >= 1);
+    }
+
+    [Fact]
     public void CubicInterpolationFindsTheMinimumOfACubic()
     {
         // f(t) = (t - 1)^2 (t + 2) has a local minimum at t = 1 and f'(t) = 3t^2 - 3.

@@ -7,7 +7,7 @@ namespace StyleTransfer.Networks;
 public static class NetworkFactory
 {
     /// <summary>Networks that --network accepts.</summary>
-    public static readonly IReadOnlyList<string> Names = ["vgg19", "resnet18"];
+    public static readonly IReadOnlyList<string> Names = ["vgg19", "resnet18", "alexnet", "googlenet", "resnet50"];
 
     /// <summary>
     /// The network used when none is named: VGG-19 (the paper's) when its weights are found, else
@@ -18,6 +18,16 @@ public static class NetworkFactory
     {
         if (weightsPath != null)
         {
+            // torchvision's own file names say which network they hold.
+            string file = Path.GetFileName(weightsPath);
+            foreach (string name in (string[])["alexnet", "googlenet", "resnet50"])
+            {
+                if (file.StartsWith(name, StringComparison.OrdinalIgnoreCase))
+                {
+                    return name;
+                }
+            }
+
             return weightsPath.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? "resnet18" : "vgg19";
         }
 
@@ -54,8 +64,63 @@ public static class NetworkFactory
             },
             ["relu1", "layer1_1", "layer2_1", "layer3_1", "layer4_2"],
             ["relu1", "layer1_1", "layer2_1", "layer3_1", "layer4_2"]),
+
+        // The ResNet-18 recipe carried over (docs/networks.md); untested on real weights.
+        "alexnet" => TorchvisionProfile(
+            "alexnet",
+            ["relu3"],
+            ["relu1", "relu2", "relu3", "relu4", "relu5"],
+            styleWeight: AlexNetStyleWeight,
+            ["relu1", "relu2", "relu3", "relu4", "relu5"]),
+        "googlenet" => TorchvisionProfile(
+            "googlenet",
+            ["inception3b"],
+            ["conv1", "conv3", "inception3a", "inception3b", "inception4a", "inception4c", "inception4e"],
+            styleWeight: GoogLeNetStyleWeight,
+            ["conv1", "conv3", "inception3b", "inception4e", "inception5b"]),
+        "resnet50" => TorchvisionProfile(
+            "resnet50",
+            ["layer2_3"],
+            ["relu1", "layer1_0", "layer1_2", "layer2_0", "layer2_3", "layer3_0", "layer3_5"],
+            styleWeight: ResNet50StyleWeight,
+            ["relu1", "layer1_2", "layer2_3", "layer3_5", "layer4_2"]),
         _ => throw new StyleTransferException($"unknown network '{network}' (known: {string.Join(", ", Names)})"),
     };
+
+    // Measured: growth of the process peak over targets and one L-BFGS iteration with the default
+    // layers at 512² (full-width random weights), per pixel; ResNet-18 measured 317 the same way.
+    private const long AlexNetFloatsPerPixel = 120;
+    private const long GoogLeNetFloatsPerPixel = 550;
+    private const long ResNet50FloatsPerPixel = 900;
+
+    // β keeps ResNet-18's balance of the terms at the start: β·L_style(content image) over
+    // α·L_content(style image) about 3e2, as 1e8 gives ResNet-18 (docs/networks.md). Measured with
+    // full-width random weights (batch norms calibrated on the examples), not trained ones.
+    private const double AlexNetStyleWeight = 4e7;
+    private const double GoogLeNetStyleWeight = 4e8;
+    private const double ResNet50StyleWeight = 6e8;
+
+    /// <summary>
+    /// ResNet-18's recipe (SWAG softmax T = 10, relative style terms, content init, line search, 200
+    /// iterations) with a network's own layers and β; the ladder serves both Figure 1 walks.
+    /// </summary>
+    private static NetworkProfile TorchvisionProfile(string network, IReadOnlyList<string> content, IReadOnlyList<string> style, double styleWeight, IReadOnlyList<string> ladder) => new(
+        new StyleTransferOptions
+        {
+            Network = network,
+            ContentLayers = content,
+            StyleLayers = style,
+            FeatureTransform = FeatureTransformKind.Softmax,
+            SoftmaxTemperature = 10,
+            StyleNormalization = StyleNormalization.Relative,
+            ContentWeight = 1,
+            StyleWeight = styleWeight,
+            Init = InitMode.Content,
+            LineSearch = true,
+            Iterations = 200,
+        },
+        ladder,
+        ladder);
 
     /// <summary>Where normalisation factors are cached: $XDG_CACHE_HOME/stylize or ~/.cache/stylize.</summary>
     public static string CacheDirectory
@@ -99,6 +164,15 @@ public static class NetworkFactory
             case "resnet18":
                 return CreateResNet18(options, device);
 
+            case "alexnet":
+                return CreateTorchvision(options, device, "AlexNet", AlexNet.WeightsFileName, AlexNet.Load);
+
+            case "googlenet":
+                return CreateTorchvision(options, device, "GoogLeNet", GoogLeNet.WeightsFileName, GoogLeNet.Load);
+
+            case "resnet50":
+                return CreateTorchvision(options, device, "ResNet-50", ResNet50.WeightsFileName, ResNet50.Load);
+
             default:
                 throw new StyleTransferException($"unknown network '{options.Network}' (known: {string.Join(", ", Names)})");
         }
@@ -109,6 +183,9 @@ public static class NetworkFactory
     {
         "vgg19" => WeightLocator.Find(options.WeightsPath, Vgg19.WeightsFileName) is { } p ? $"weights {p}" : "weights not found",
         "resnet18" => ResNet18.Describe(options.WeightsPath),
+        "alexnet" => DescribeTorchvision(options, AlexNet.WeightsFileName),
+        "googlenet" => DescribeTorchvision(options, GoogLeNet.WeightsFileName),
+        "resnet50" => DescribeTorchvision(options, ResNet50.WeightsFileName),
         _ => "unknown",
     };
 
@@ -117,13 +194,47 @@ public static class NetworkFactory
     /// <paramref name="pixels"/> pixels: VGG-19 keeps about 900 floats of activations and
     /// gradients per input pixel up to relu5_1; ResNet-18 about 200 up to layer4 (process peak over
     /// a forward and backward pass with five Gram layers: 132 floats at 512², 162 at 1024², where
-    /// VGG-19 measured 760). Order of magnitude, not a bound.
+    /// VGG-19 measured 760); AlexNet, GoogLeNet and ResNet-50 120, 550 and 900 up to their deepest
+    /// default style layer. Order of magnitude, not a bound.
     /// </summary>
     public static long EstimateWorkingBytes(string network, long pixels) => network switch
     {
         "resnet18" => pixels * 200L * sizeof(float),
+        "alexnet" => pixels * AlexNetFloatsPerPixel * sizeof(float),
+        "googlenet" => pixels * GoogLeNetFloatsPerPixel * sizeof(float),
+        "resnet50" => pixels * ResNet50FloatsPerPixel * sizeof(float),
         _ => pixels * 900L * sizeof(float),
     };
+
+    /// <summary>
+    /// A torchvision network whose weights are found like VGG-19's (--weights, then the PyTorch hub
+    /// cache); the paper's weight normalisation is VGG-only.
+    /// </summary>
+    private static IFeatureNetwork CreateTorchvision(StyleTransferOptions options, Device device, string title, string fileName, Func<string, IFeatureNetwork> load)
+    {
+        if (options.NormalizeWeights)
+        {
+            throw new StyleTransferException("--normalize-weights works with --network vgg19 only (it rescales a plain chain of convolutions)");
+        }
+
+        string path = WeightLocator.Find(options.WeightsPath, fileName)
+            ?? throw new StyleTransferException(
+                $"{title} weights not found: pass --weights PATH, or put torchvision's {fileName} in one of: {string.Join(", ", WeightLocator.CandidatePaths(fileName).Select(Path.GetDirectoryName))}");
+        IFeatureNetwork net = load(path);
+        try
+        {
+            net.MoveTo(device);
+            return net;
+        }
+        catch
+        {
+            net.Dispose();
+            throw;
+        }
+    }
+
+    private static string DescribeTorchvision(StyleTransferOptions options, string fileName) =>
+        WeightLocator.Find(options.WeightsPath, fileName) is { } p ? $"weights {p}" : "weights not found";
 
     /// <summary>The bundled (or --weights) ResNet-18 ONNX graph; the paper's weight normalisation is VGG-only.</summary>
     private static ResNet18 CreateResNet18(StyleTransferOptions options, Device device)

@@ -20,7 +20,9 @@ public static class StateDictFile
         Dictionary<string, Tensor> raw;
         try
         {
-            raw = safetensors ? Safetensors.LoadStateDict(path) : FromPickle(PyTorchUnpickler.UnpickleStateDict(path));
+            raw = safetensors ? Safetensors.LoadStateDict(path)
+                : LegacyPthFile.Matches(path) ? LegacyPthFile.Load(path) // torch.save before PyTorch 1.6
+                : FromPickle(PyTorchUnpickler.UnpickleStateDict(path));
         }
         catch (StyleTransferException)
         {

@@ -43,6 +43,9 @@ public sealed class Lbfgs : IDisposable
     /// <summary>Objective evaluations so far (line-search trials included).</summary>
     public int Evaluations { get; private set; }
 
+    /// <summary>Line searches that found no decrease and were retried from a larger step.</summary>
+    public int Stalls { get; private set; }
+
     /// <summary>Which evaluation (1-based, counting every closure call) gave the point the last step started from.</summary>
     public int StartEvaluation { get; private set; }
 
@@ -107,23 +110,23 @@ public sealed class Lbfgs : IDisposable
             if (strongWolfe)
             {
                 using Tensor xInit = x.detach().clone();
-                var ordinals = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
-                (double fNew, Tensor gNew, double tNew) = StrongWolfe.Search(
-                    (step) =>
-                    {
-                        (double f, Tensor gr, int o) = DirectionalEvaluate(closure, xInit, step, direction!);
-                        ordinals[gr] = o;
-                        return (f, gr);
-                    },
-                    t,
-                    direction!,
-                    loss,
-                    g,
-                    gtd,
-                    toleranceChange);
+                (double fNew, Tensor gNew, double tNew, int o) = Search(closure, xInit, t, loss, g, gtd, ordinal);
+                if (!(fNew < loss))
+                {
+                    // No decrease found: the steps tried were below the loss's float32 noise floor
+                    // (PyTorch's first step min(1, 1/|g|₁) can be, on large images whose loss
+                    // sums millions of terms). Forget the curvature pairs and search again from a
+                    // step that moves the largest pixel by 0.05 before giving up on this iteration.
+                    gNew.Dispose();
+                    ClearHistory();
+                    Stalls++;
+                    double tRetry = Math.Max(t, 0.05 / direction!.abs().max().ToDouble());
+                    (fNew, gNew, tNew, o) = Search(closure, xInit, tRetry, loss, g, gtd, ordinal);
+                }
+
                 t = tNew;
                 x.copy_(xInit).add_(direction!.view_as(x), alpha: t);
-                current = (fNew, gNew, ordinals.GetValueOrDefault(gNew, ordinal));
+                current = (fNew, gNew, o);
             }
             else
             {
@@ -140,13 +143,7 @@ public sealed class Lbfgs : IDisposable
 
     public void Dispose()
     {
-        foreach ((Tensor y, Tensor s, _) in history)
-        {
-            y.Dispose();
-            s.Dispose();
-        }
-
-        history.Clear();
+        ClearHistory();
         direction?.Dispose();
         prevGrad?.Dispose();
         current?.Grad.Dispose();
@@ -157,6 +154,37 @@ public sealed class Lbfgs : IDisposable
     {
         field?.Dispose();
         field = value.DetachFromDisposeScope();
+    }
+
+    private (double Loss, Tensor Grad, double Step, int Ordinal) Search(Func<double> closure, Tensor xInit, double t0, double loss, Tensor g, double gtd, int ordinal)
+    {
+        var ordinals = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
+        (double fNew, Tensor gNew, double tNew) = StrongWolfe.Search(
+            (step) =>
+            {
+                (double f, Tensor gr, int o) = DirectionalEvaluate(closure, xInit, step, direction!);
+                ordinals[gr] = o;
+                return (f, gr);
+            },
+            t0,
+            direction!,
+            loss,
+            g,
+            gtd,
+            toleranceChange);
+        return (fNew, gNew, tNew, ordinals.GetValueOrDefault(gNew, ordinal));
+    }
+
+    private void ClearHistory()
+    {
+        foreach ((Tensor y, Tensor s, _) in history)
+        {
+            y.Dispose();
+            s.Dispose();
+        }
+
+        history.Clear();
+        hDiag = 1;
     }
 
     /// <summary>The two-loop recursion: an approximation of −H⁻¹g from the stored pairs.</summary>

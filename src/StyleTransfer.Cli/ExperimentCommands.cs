@@ -1,0 +1,305 @@
+using System.CommandLine;
+using Spectre.Console;
+using StyleTransfer.Experiments;
+using StyleTransfer.Networks;
+using StyleTransfer.Optimization;
+
+namespace StyleTransfer.Cli;
+
+/// <summary>--log and --plot, which every image-making command takes.</summary>
+internal sealed class RunOutputOptions
+{
+    public readonly Option<string?> Log = new("--log") { Description = "Also write a JSON log: the options, every iteration's losses, seconds and evaluations, the final loss (one entry per tile on sheets)" };
+    public readonly Option<string?> Plot = new("--plot") { Description = $"Also write the loss curves, log scale, as a {LossPlot.Width}x{LossPlot.Height} PNG (or .jpg)" };
+
+    public void AddTo(Command command)
+    {
+        command.Add(Log);
+        command.Add(Plot);
+    }
+
+    /// <summary>Refuses bad --log / --plot paths before any work is done.</summary>
+    public void Check(ParseResult p, string output)
+    {
+        string? log = p.GetValue(Log), plot = p.GetValue(Plot);
+        if (log != null)
+        {
+            RunLog.CheckPath(log);
+        }
+
+        if (plot != null)
+        {
+            LossPlot.CheckPath(plot);
+        }
+
+        var named = new List<(string Flag, string Path)> { ("-o", output) };
+        foreach ((string flag, string? path) in new[] { ("--log", log), ("--plot", plot) })
+        {
+            if (path == null)
+            {
+                continue;
+            }
+
+            if (named.FirstOrDefault(n => Path.GetFullPath(n.Path) == Path.GetFullPath(path)) is { Flag: { } other })
+            {
+                throw new StyleTransferException($"{flag} and {other} name the same file '{path}'");
+            }
+
+            named.Add((flag, path));
+        }
+    }
+
+    /// <summary>Writes the log and the plot that were asked for (each atomically).</summary>
+    public void Write(ParseResult p, string command, IReadOnlyDictionary<string, string> inputs, StyleTransferOptions options, IReadOnlyList<LoggedRun> runs, TextWriter stdout)
+    {
+        if (p.GetValue(Log) is { } log)
+        {
+            RunLog.Save(log, command, inputs, options, runs);
+            stdout.WriteLine($"wrote {log}");
+        }
+
+        if (p.GetValue(Plot) is { } plot)
+        {
+            string title = $"stylize {command}: {string.Join(" × ", inputs.Where(i => i.Key != "output").Select(i => Path.GetFileName(i.Value)))} ({options.Network})";
+            LossPlot.Save(plot, runs, title);
+            stdout.WriteLine($"wrote {plot}");
+        }
+    }
+}
+
+/// <summary>
+/// The paper's experiments as sub-commands: reconstruct, texture, figure1 and grid. Each parses
+/// its arguments and the shared options and calls <see cref="Experiment"/>; nothing else lives here.
+/// </summary>
+internal sealed class ExperimentCommands
+{
+    private readonly Dictionary<Command, Func<ParseResult, TextWriter, bool, CancellationToken, int>> actions = [];
+
+    public ExperimentCommands()
+    {
+        AddReconstruct();
+        AddTexture();
+        AddFigure1();
+        AddGrid();
+    }
+
+    public IEnumerable<Command> Commands => actions.Keys;
+
+    /// <summary>The body of <paramref name="command"/> when it is one of these; null otherwise.</summary>
+    public Func<ParseResult, TextWriter, bool, CancellationToken, int>? Find(Command command) => actions.GetValueOrDefault(command);
+
+    private static Option<string> OutputOption() => new("--output", "-o") { Description = "Output image, .png or .jpg", Required = true };
+
+    private static Argument<string> ImageArgument(string name, string description) => new(name) { Description = description };
+
+    private void AddReconstruct()
+    {
+        var image = ImageArgument("IMAGE", "The image whose content is reconstructed");
+        var layer = new Option<string?>("--layer") { Description = "The layer whose features are matched (default: the network's content layer; relu4_2 for vgg19)" };
+        var output = OutputOption();
+        var set = new OptionSet();
+        var outputs = new RunOutputOptions();
+        var command = new Command("reconstruct", "Content reconstruction (the paper's Figure 1, top): white noise optimised to match one layer's features of IMAGE") { image, layer, output };
+        set.AddTo(command, set.Init, set.ContentLayers, set.StyleLayers, set.StyleLayerWeights, set.StyleWeight, set.Ratio, set.StyleScale);
+        outputs.AddTo(command);
+        Register(command, (p, stdout, interactive, ct) =>
+        {
+            StyleTransferOptions options = set.Build(p);
+            string input = p.GetRequiredValue(image), path = p.GetRequiredValue(output);
+            return Execute("reconstruct", p, outputs, options, new() { ["content"] = input, ["output"] = path }, stdout, interactive, ct, (progress, token) =>
+                Experiment.Reconstruct(input, path, options, p.GetValue(layer), progress, token));
+        });
+    }
+
+    private void AddTexture()
+    {
+        var image = ImageArgument("STYLE", "The style image (any size: it is scaled to the output's long edge × --style-scale)");
+        var layers = new Option<string?>("--layers") { Description = "Comma-separated layers whose Gram matrices are matched (default: the network's style layers)" };
+        var size = new Option<string>("--size") { Description = "Output size: WxH, or N for a square", DefaultValueFactory = _ => "512" };
+        var output = OutputOption();
+        var set = new OptionSet();
+        var outputs = new RunOutputOptions();
+        var command = new Command("texture", "Style reconstruction / texture synthesis (the paper's Figure 1, bottom): white noise optimised to match STYLE's Gram matrices") { image, layers, size, output };
+        set.AddTo(command, set.Size, set.Init, set.ContentLayers, set.ContentWeight, set.Ratio, set.StyleLayers);
+        outputs.AddTo(command);
+        Register(command, (p, stdout, interactive, ct) =>
+        {
+            (int w, int h) = OutputSize.Parse(p.GetValue(size) ?? "512");
+            StyleTransferOptions options = set.Build(p, Math.Max(w, h));
+            List<string>? layerList = p.GetValue(layers) is { } text
+                ? [.. text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)]
+                : null;
+            string input = p.GetRequiredValue(image), path = p.GetRequiredValue(output);
+            return Execute("texture", p, outputs, options, new() { ["style"] = input, ["output"] = path }, stdout, interactive, ct, (progress, token) =>
+                Experiment.Texture(input, path, options, (w, h), layerList, progress, token));
+        });
+    }
+
+    private void AddFigure1()
+    {
+        var content = ImageArgument("CONTENT", "Content image (the photograph)");
+        var style = ImageArgument("STYLE", "Style image (the painting)");
+        var output = OutputOption();
+        var set = new OptionSet();
+        var outputs = new RunOutputOptions();
+        var command = new Command("figure1", "The paper's Figure 1 as one labelled sheet: content reconstructions from each layer of the network's content ladder, style reconstructions from its first 1, 2, … style layers") { content, style, output };
+        set.AddTo(command, set.Init, set.ContentLayers, set.StyleLayers, set.StyleLayerWeights, set.Ratio, set.SaveEvery);
+        outputs.AddTo(command);
+        Register(command, (p, stdout, interactive, ct) =>
+        {
+            StyleTransferOptions options = set.Build(p);
+            string c = p.GetRequiredValue(content), s = p.GetRequiredValue(style), path = p.GetRequiredValue(output);
+            return Execute("figure1", p, outputs, options, new() { ["content"] = c, ["style"] = s, ["output"] = path }, stdout, interactive, ct, (progress, token) =>
+                Experiment.Figure1(c, s, path, options, progress, token));
+        });
+    }
+
+    private void AddGrid()
+    {
+        var content = ImageArgument("CONTENT", "Content image (the photograph)");
+        var style = ImageArgument("STYLE", "Style image (the painting)");
+        var ratios = new Option<string?>("--ratios") { Description = "Comma-separated α/β values, one per column (default: the network's α/β × 1e-2, 1e-1, 1, 1e1; for vgg19 the paper's 1e-5,1e-4,1e-3,1e-2)" };
+        var depths = new Option<string?>("--depths") { Description = "Comma-separated style depths, one per row: depth d matches the first d layers of the network's style ladder (default: 1 to the ladder's length)" };
+        var inits = new Option<string?>("--inits") { Description = "Comma-separated initialisations (noise, content, style), one row each, at the default α/β and style layers unless --ratios/--depths are given too" };
+        var output = OutputOption();
+        var set = new OptionSet();
+        var outputs = new RunOutputOptions();
+        var command = new Command("grid", "The paper's Figure 3 as one labelled sheet: α/β across the columns, style depth (or initialisation) down the rows") { content, style, ratios, depths, inits, output };
+        set.AddTo(command, set.Ratio, set.StyleLayerWeights, set.SaveEvery);
+        outputs.AddTo(command);
+        Register(command, (p, stdout, interactive, ct) =>
+        {
+            StyleTransferOptions options = set.Build(p);
+            if (p.GetValue(inits) != null && p.GetResult(set.Init) is { Implicit: false })
+            {
+                throw new StyleTransferException("--init and --inits cannot be given together");
+            }
+
+            var axes = new GridAxes(
+                p.GetValue(ratios) is { } r ? GridAxes.ParseRatios(r) : null,
+                p.GetValue(depths) is { } d ? GridAxes.ParseDepths(d) : null,
+                p.GetValue(inits) is { } i ? GridAxes.ParseInits(i) : null);
+            Experiment.PlanGrid(NetworkFactory.Profile(options.Network), options, axes); // bad axes fail here, before any image is read
+            string c = p.GetRequiredValue(content), s = p.GetRequiredValue(style), path = p.GetRequiredValue(output);
+            return Execute("grid", p, outputs, options, new() { ["content"] = c, ["style"] = s, ["output"] = path }, stdout, interactive, ct, (progress, token) =>
+                Experiment.Grid(c, s, path, options, axes, progress, token));
+        });
+    }
+
+    private void Register(Command command, Func<ParseResult, TextWriter, bool, CancellationToken, int> body)
+    {
+        command.SetAction(_ => CliApp.ExitOk); // dispatch is done by CliApp.Run
+        actions[command] = body;
+    }
+
+    /// <summary>Start line, Ctrl-C, progress, the log and plot, and the summary: the same for every experiment.</summary>
+    private static int Execute(
+        string name,
+        ParseResult p,
+        RunOutputOptions outputs,
+        StyleTransferOptions options,
+        Dictionary<string, string> inputs,
+        TextWriter stdout,
+        bool interactive,
+        CancellationToken cancellation,
+        Func<IProgress<TileReport>, CancellationToken, ExperimentResult> run)
+    {
+        string output = inputs["output"];
+        outputs.Check(p, output);
+        string version = TorchRuntime.EnsureLoaded();
+        stdout.WriteLine($"stylize {name}: {options.Network} ({NetworkFactory.Describe(options)}), libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
+
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cts.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            using ExperimentResult result = interactive ? RunWithProgressBar(run, cts.Token) : run(new TileLines(stdout), cts.Token);
+            IReadOnlyList<LoggedRun> runs = result.Log;
+            string size = $"{result.OutputSize.Width}x{result.OutputSize.Height}";
+            if (result.Planned.Count == 1)
+            {
+                IterationReport? last = runs[0].Final;
+                string losses = last is null
+                    ? "no iterations run"
+                    : $"final loss {CliApp.G(last.Total)} (content {CliApp.G(last.Content)}, style {CliApp.G(last.Style)}) after {last.Iteration} iterations ({last.Evaluations} evaluations) in {last.Elapsed.TotalSeconds:F1} s ({last.Elapsed.TotalMilliseconds / last.Iteration:F0} ms/iteration)";
+                stdout.WriteLine($"wrote {output} ({size}); {losses}; seed {result.Seed}");
+            }
+            else
+            {
+                foreach (LoggedRun r in runs)
+                {
+                    IterationReport? last = r.Final;
+                    stdout.WriteLine(last is null
+                        ? $"  {r.Name}: no iterations run"
+                        : $"  {r.Name}: final loss {CliApp.G(last.Total)} (content {CliApp.G(last.Content)}, style {CliApp.G(last.Style)}) after {last.Iteration} iterations in {last.Elapsed.TotalSeconds:F1} s");
+                }
+
+                stdout.WriteLine($"wrote {output} ({size}, {result.Tiles.Count} of {result.Planned.Count} tiles) in {clock.Elapsed.TotalSeconds:F1} s; seed {result.Seed}");
+            }
+
+            outputs.Write(p, name, inputs, options, runs, stdout);
+            if (result.Cancelled)
+            {
+                stdout.WriteLine("stopped early (Ctrl-C): what was done so far was written");
+                return CliApp.ExitCancelled;
+            }
+
+            return CliApp.ExitOk;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    private static ExperimentResult RunWithProgressBar(Func<IProgress<TileReport>, CancellationToken, ExperimentResult> run, CancellationToken cancellation)
+    {
+        ExperimentResult? result = null;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                ProgressTask task = ctx.AddTask("preparing", maxValue: 1);
+                var progress = new TileProgress(t =>
+                {
+                    IterationReport r = t.Report;
+                    task.MaxValue = (double)t.Tiles * r.Iterations;
+                    task.Value = ((t.Tile - 1) * (double)r.Iterations) + r.Iteration;
+                    string tile = t.Tiles > 1 ? $"tile {t.Tile}/{t.Tiles} {Markup.Escape(Name(t.Plan))} " : "";
+                    task.Description = $"{tile}iter {r.Iteration}/{r.Iterations} loss {CliApp.G(r.Total)} content {CliApp.G(r.Content)} style {CliApp.G(r.Style)}";
+                });
+                result = run(progress, cancellation);
+            });
+        return result!;
+    }
+
+    private static string Name(TilePlan plan) => plan.Group is { } g ? $"{g}: {plan.Label}" : plan.Label;
+
+    /// <summary>Plain progress lines for logs and pipes: every 10th iteration of each tile, its first and its last.</summary>
+    private sealed class TileLines(TextWriter writer) : IProgress<TileReport>
+    {
+        public void Report(TileReport t)
+        {
+            IterationReport r = t.Report;
+            if (r.Iteration != 1 && r.Iteration % 10 != 0 && r.Iteration != r.Iterations)
+            {
+                return;
+            }
+
+            string tile = t.Tiles > 1 ? $"[{t.Tile}/{t.Tiles} {Name(t.Plan)}] " : "";
+            writer.WriteLine($"{tile}iter {r.Iteration}/{r.Iterations}  loss {CliApp.G(r.Total)}  content {CliApp.G(r.Content)}  style {CliApp.G(r.Style)}  {r.Elapsed.TotalSeconds:F1} s");
+        }
+    }
+
+    private sealed class TileProgress(Action<TileReport> action) : IProgress<TileReport>
+    {
+        public void Report(TileReport value) => action(value);
+    }
+}
