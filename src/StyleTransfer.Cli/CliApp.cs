@@ -33,6 +33,11 @@ public static class CliApp
             return ExitBadInput;
         }
 
+        if (parsed.CommandResult.Command == cli.Models && !IsHelp(parsed))
+        {
+            return Guarded(stderr, () => ListModels(stdout));
+        }
+
         if (parsed.CommandResult.Command == cli.Bench.Command && !IsHelp(parsed))
         {
             return Guarded(stderr, () => cli.Bench.Run(parsed, stdout));
@@ -60,6 +65,24 @@ public static class CliApp
             return Stylize(content, style, output, options, stdout, interactive, cancellation, result =>
                 cli.Outputs.Write(parsed, "stylize", inputs, options, [LoggedRun.From("stylize", 0, 0, options, result)], stdout));
         });
+    }
+
+    /// <summary>`stylize models`: every network, whether its weights are here, its default and its taps.</summary>
+    private static int ListModels(TextWriter stdout)
+    {
+        TorchRuntime.EnsureLoaded();
+        string chosen = NetworkFactory.ChooseDefault(null);
+        foreach (NetworkInfo n in NetworkFactory.Describe())
+        {
+            StyleTransferOptions d = NetworkFactory.DefaultOptions(n.Name);
+            string mark = n.Name == chosen ? " (default here)" : "";
+            stdout.WriteLine($"{n.Name}{mark}: weights {(n.Weights is { } w ? "found: " + w : "not found")}");
+            stdout.WriteLine($"  looked for: {n.SearchedFor}");
+            stdout.WriteLine($"  default content: {string.Join(",", d.ContentLayers)}; style: {string.Join(",", d.StyleLayers)}");
+            stdout.WriteLine($"  taps: {string.Join(", ", n.Taps)}");
+        }
+
+        return ExitOk;
     }
 
     /// <summary>Runs a command body, turning library errors into one stderr line and an exit code.</summary>
@@ -186,7 +209,7 @@ public static class CliApp
         {
             Root = new RootCommand("Repaint a photograph in the style of a painting (Gatys, Ecker & Bethge, CVPR 2016).")
             {
-                Content, Style, Output, Bench.Command,
+                Content, Style, Output, Bench.Command, Models,
             };
             foreach (Command experiment in Experiments.Commands)
             {
@@ -210,6 +233,8 @@ public static class CliApp
         public ExperimentCommands Experiments { get; } = new();
 
         public RunOutputOptions Outputs { get; } = new();
+
+        public Command Models { get; } = new("models", "List the feature networks, their taps, and where their weights are looked for");
     }
 
     /// <summary>`stylize bench`: ms per iteration, GFLOP/s and peak memory on random full-width weights.</summary>

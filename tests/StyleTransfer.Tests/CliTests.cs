@@ -81,6 +81,25 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void ModelsListsEveryNetworkWithItsWeightsAndTaps()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Assert.Equal(CliApp.ExitOk, CliApp.Run(["models"], stdout, stderr));
+        Assert.Equal("", stderr.ToString());
+        string text = stdout.ToString();
+        foreach (string name in Networks.NetworkFactory.Names)
+        {
+            Assert.Matches($"(?m)^{name}( \\(default here\\))?: weights (found: .+|not found)$", text);
+        }
+
+        Assert.Contains("  taps: conv1_1, relu1_1, conv1_2, relu1_2, pool1, conv2_1,", text);
+        Assert.Contains("  taps: conv1, relu1, pool1, layer1_0_relu1, layer1_0,", text);
+        Assert.Matches("(?m)^resnet18( \\(default here\\))?: weights found: .+models/ResNet18.onnx$", text);
+        Assert.Contains("vgg19-dcbb9e9d.pth in ", text);
+    }
+
+    [Fact]
     public void HelpListsTheOptions()
     {
         var stdout = new StringWriter();

@@ -113,6 +113,21 @@ public sealed class LbfgsTests
         Assert.Equal(900_000, first);
         Assert.True(last < first / 2, $"loss {first} -> {last}: the line search stalled");
         Assert.True(lbfgs.Stalls >= 1);
+
+        // Down at the rounding floor a search finds nothing: the optimiser stops evaluating and
+        // leaves the pixels where they are instead of repeating the same failed search.
+        for (int i = 0; i < 60 && !lbfgs.Converged; i++)
+        {
+            lbfgs.Step(Closure);
+        }
+
+        Assert.True(lbfgs.Converged);
+        int evaluations = lbfgs.Evaluations;
+        Tensor before = x.detach().clone();
+        double reported = lbfgs.Step(Closure);
+        Assert.Equal(evaluations, lbfgs.Evaluations);
+        Assert.Equal(0.0, (x.detach() - before).abs().max().ToDouble());
+        Assert.True(reported < 100, $"converged at {reported}");
     }
 
     [Fact]

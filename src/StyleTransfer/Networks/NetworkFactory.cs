@@ -122,6 +122,55 @@ public static class NetworkFactory
         ladder,
         ladder);
 
+    /// <summary>
+    /// Each network, where its weights are looked for and whether they were found, and its taps
+    /// (read from a small random instance of the same layout, or the bundled ONNX graph).
+    /// </summary>
+    public static IReadOnlyList<NetworkInfo> Describe()
+    {
+        var list = new List<NetworkInfo>();
+        foreach (string name in Names)
+        {
+            string? file = name switch
+            {
+                "vgg19" => Vgg19.WeightsFileName,
+                "alexnet" => AlexNet.WeightsFileName,
+                "googlenet" => GoogLeNet.WeightsFileName,
+                "resnet50" => ResNet50.WeightsFileName,
+                _ => null,
+            };
+            string? found;
+            string searched;
+            IFeatureNetwork probe;
+            if (file == null)
+            {
+                (string model, string preprocess) = ResNet18.ResolvePaths(null);
+                found = File.Exists(model) ? model : null;
+                searched = $"bundled {model} (from NuGet package Microsoft.ML.DnnImageFeaturizer.ResNet18)";
+                probe = ResNet18.Load(model, preprocess);
+            }
+            else
+            {
+                found = WeightLocator.Find(null, file);
+                searched = $"--weights, else {file} in {string.Join(", ", WeightLocator.CandidatePaths(file).Select(Path.GetDirectoryName))}";
+                probe = name switch
+                {
+                    "vgg19" => Vgg19.CreateRandom(PoolingMode.Avg, widthDivisor: 16),
+                    "alexnet" => AlexNet.CreateRandom(widthDivisor: 16),
+                    "googlenet" => GoogLeNet.CreateRandom(widthDivisor: 16),
+                    _ => ResNet50.CreateRandom(widthDivisor: 16),
+                };
+            }
+
+            using (probe)
+            {
+                list.Add(new NetworkInfo(name, found, searched, [.. probe.TapNames]));
+            }
+        }
+
+        return list;
+    }
+
     /// <summary>Where normalisation factors are cached: $XDG_CACHE_HOME/stylize or ~/.cache/stylize.</summary>
     public static string CacheDirectory
     {
@@ -258,6 +307,13 @@ public static class NetworkFactory
         }
     }
 }
+
+/// <summary>What `stylize models` prints about one network.</summary>
+/// <param name="Name">As given to --network.</param>
+/// <param name="Weights">Where the weights are found, or null when they are not.</param>
+/// <param name="SearchedFor">What is looked for, and where, when --weights is not given.</param>
+/// <param name="Taps">Every tap, in forward order.</param>
+public sealed record NetworkInfo(string Name, string? Weights, string SearchedFor, IReadOnlyList<string> Taps);
 
 /// <summary>A network's default options and the layers that the paper's Figure 1 walks through.</summary>
 /// <param name="Defaults">Options with this network's default layers, weights and loss settings.</param>

@@ -43,8 +43,14 @@ public sealed class Lbfgs : IDisposable
     /// <summary>Objective evaluations so far (line-search trials included).</summary>
     public int Evaluations { get; private set; }
 
-    /// <summary>Line searches that found no decrease and were retried from a larger step.</summary>
+    /// <summary>Line searches that found no decrease.</summary>
     public int Stalls { get; private set; }
+
+    /// <summary>
+    /// True once even a search along −g from a fresh start found no decrease: the loss is flat to
+    /// float32 precision. Further steps return the loss without evaluating.
+    /// </summary>
+    public bool Converged { get; private set; }
 
     /// <summary>Which evaluation (1-based, counting every closure call) gave the point the last step started from.</summary>
     public int StartEvaluation { get; private set; }
@@ -57,6 +63,12 @@ public sealed class Lbfgs : IDisposable
     public double Step(Func<double> closure)
     {
         using var noGrad = torch.no_grad();
+        if (Converged && current is { } last)
+        {
+            StartEvaluation = last.Ordinal;
+            return last.Loss;
+        }
+
         (double loss, Tensor g, int ordinal) = current ?? Evaluate(closure);
         current = null;
         StartEvaluation = ordinal;
@@ -113,15 +125,28 @@ public sealed class Lbfgs : IDisposable
                 (double fNew, Tensor gNew, double tNew, int o) = Search(closure, xInit, t, loss, g, gtd, ordinal);
                 if (!(fNew < loss))
                 {
-                    // No decrease found: the steps tried were below the loss's float32 noise floor
-                    // (PyTorch's first step min(1, 1/|g|₁) can be, on large images whose loss
-                    // sums millions of terms). Forget the curvature pairs and search again from a
-                    // step that moves the largest pixel by 0.05 before giving up on this iteration.
+                    // No decrease found. Either the step was below the loss's float32 noise
+                    // (PyTorch's first step, min(1, 1/‖g‖₁), can be, on large images whose loss
+                    // sums millions of terms), or the curvature pairs point badly. Forget the
+                    // pairs and search once more along −g from a step that moves the largest
+                    // pixel by 0.05.
                     gNew.Dispose();
-                    ClearHistory();
                     Stalls++;
-                    double tRetry = Math.Max(t, 0.05 / direction!.abs().max().ToDouble());
+                    ClearHistory();
+                    Replace(ref direction, g.neg());
+                    gtd = -g.dot(g).ToDouble();
+                    double tRetry = 0.05 / g.abs().max().ToDouble();
                     (fNew, gNew, tNew, o) = Search(closure, xInit, tRetry, loss, g, gtd, ordinal);
+                    if (!(fNew < loss))
+                    {
+                        // Flat to float32 precision even along the gradient: every further search
+                        // would repeat this one, so stop evaluating (PyTorch stops here too).
+                        gNew.Dispose();
+                        Converged = true;
+                        x.copy_(xInit);
+                        current = (loss, g.clone().DetachFromDisposeScope(), ordinal);
+                        return loss;
+                    }
                 }
 
                 t = tNew;
