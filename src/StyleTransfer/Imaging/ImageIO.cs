@@ -139,16 +139,7 @@ public static class ImageIO
     public static void CheckOutputPath(string path, string what = "output")
     {
         _ = EncoderFor(path, what);
-        string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (dir != null && !Directory.Exists(dir))
-        {
-            throw new StyleTransferException($"{what} folder '{dir}' does not exist");
-        }
-
-        if (Directory.Exists(path))
-        {
-            throw new StyleTransferException($"{what} '{path}' is a folder");
-        }
+        AtomicFile.CheckPath(path, what);
     }
 
     /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename.</summary>
@@ -162,27 +153,7 @@ public static class ImageIO
     public static void Save(Image<Rgb24> image, string path)
     {
         IImageEncoder encoder = EncoderFor(path, "output");
-        string full = Path.GetFullPath(path);
-        string temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            using (FileStream stream = File.Create(temp))
-            {
-                image.Save(stream, encoder);
-            }
-
-            File.Move(temp, full, overwrite: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            TryDelete(temp);
-            throw new StyleTransferException($"cannot write '{path}' ({FirstLine(e.Message)})");
-        }
-        catch
-        {
-            TryDelete(temp);
-            throw;
-        }
+        AtomicFile.Write(path, stream => image.Save(stream, encoder));
     }
 
     /// <summary>
@@ -213,20 +184,6 @@ public static class ImageIO
             ".jpg" or ".jpeg" => new JpegEncoder { Quality = 95 },
             _ => throw new StyleTransferException($"{what} '{path}' must end in .png, .jpg or .jpeg"),
         };
-    }
-
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
     }
 
     private static string FirstLine(string message) => message.Split('\n')[0].Trim();

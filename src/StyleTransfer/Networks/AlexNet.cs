@@ -63,21 +63,8 @@ public sealed class AlexNet : IFeatureNetwork
     public IReadOnlyList<long> Widths => convs.Select(c => c.OutChannels).ToList();
 
     /// <summary>Loads a torchvision-layout AlexNet state dict from a .pth or .safetensors file.</summary>
-    public static AlexNet Load(string path)
-    {
-        Dictionary<string, Tensor> dict = StateDictFile.Load(path);
-        try
-        {
-            return FromStateDict(dict, path);
-        }
-        finally
-        {
-            foreach (Tensor t in dict.Values)
-            {
-                t.Dispose();
-            }
-        }
-    }
+    public static AlexNet Load(string path) =>
+        StateDictFile.Build(path, dict => FromStateDict(dict, path));
 
     /// <summary>Builds the network from state-dict tensors (copied), checking the layout; <paramref name="source"/> names the file in errors.</summary>
     public static AlexNet FromStateDict(IReadOnlyDictionary<string, Tensor> dict, string source)

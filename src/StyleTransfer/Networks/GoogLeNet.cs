@@ -106,21 +106,8 @@ public sealed class GoogLeNet : IFeatureNetwork
     }
 
     /// <summary>Loads a torchvision-layout GoogLeNet state dict from a .pth or .safetensors file.</summary>
-    public static GoogLeNet Load(string path)
-    {
-        Dictionary<string, Tensor> dict = StateDictFile.Load(path);
-        try
-        {
-            return FromStateDict(dict, path);
-        }
-        finally
-        {
-            foreach (Tensor t in dict.Values)
-            {
-                t.Dispose();
-            }
-        }
-    }
+    public static GoogLeNet Load(string path) =>
+        StateDictFile.Build(path, dict => FromStateDict(dict, path));
 
     /// <summary>Builds the network from state-dict tensors (copied), checking the layout; <paramref name="source"/> names the file in errors.</summary>
     public static GoogLeNet FromStateDict(IReadOnlyDictionary<string, Tensor> dict, string source)

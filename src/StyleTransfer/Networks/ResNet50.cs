@@ -74,21 +74,8 @@ public sealed class ResNet50 : IFeatureNetwork
         [stem.OutChannels, .. blocks.Where(b => b.LastOfStage).Select(b => b.Conv3.OutChannels)];
 
     /// <summary>Loads a torchvision-layout ResNet-50 state dict from a .pth or .safetensors file.</summary>
-    public static ResNet50 Load(string path)
-    {
-        Dictionary<string, Tensor> dict = StateDictFile.Load(path);
-        try
-        {
-            return FromStateDict(dict, path);
-        }
-        finally
-        {
-            foreach (Tensor t in dict.Values)
-            {
-                t.Dispose();
-            }
-        }
-    }
+    public static ResNet50 Load(string path) =>
+        StateDictFile.Build(path, dict => FromStateDict(dict, path));
 
     /// <summary>Builds the network from state-dict tensors (copied), checking the layout; <paramref name="source"/> names the file in errors.</summary>
     public static ResNet50 FromStateDict(IReadOnlyDictionary<string, Tensor> dict, string source)

@@ -44,6 +44,23 @@ public static class StateDictFile
         return result;
     }
 
+    /// <summary>Loads the file, builds something from its tensors (which must copy what it keeps), and frees them.</summary>
+    public static T Build<T>(string path, Func<IReadOnlyDictionary<string, Tensor>, T> build)
+    {
+        Dictionary<string, Tensor> dict = Load(path);
+        try
+        {
+            return build(dict);
+        }
+        finally
+        {
+            foreach (Tensor t in dict.Values)
+            {
+                t.Dispose();
+            }
+        }
+    }
+
     /// <summary>safetensors files start with a little-endian header length and then '{'.</summary>
     private static bool LooksLikeSafetensors(string path)
     {

@@ -64,21 +64,8 @@ public sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
     int ISequentialConvNet.ConvCount => weights.Length;
 
     /// <summary>Loads a torchvision-layout VGG-19 state dict from a .pth or .safetensors file.</summary>
-    public static Vgg19 Load(string path, PoolingMode pooling)
-    {
-        Dictionary<string, Tensor> dict = StateDictFile.Load(path);
-        try
-        {
-            return FromStateDict(dict, path, pooling);
-        }
-        finally
-        {
-            foreach (Tensor t in dict.Values)
-            {
-                t.Dispose();
-            }
-        }
-    }
+    public static Vgg19 Load(string path, PoolingMode pooling) =>
+        StateDictFile.Build(path, dict => FromStateDict(dict, path, pooling));
 
     /// <summary>Builds the network from state-dict tensors (copied), checking the layout; <paramref name="source"/> names the file in errors.</summary>
     public static Vgg19 FromStateDict(IReadOnlyDictionary<string, Tensor> dict, string source, PoolingMode pooling)
