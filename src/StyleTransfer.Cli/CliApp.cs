@@ -120,38 +120,25 @@ public static class CliApp
         string pooling = options.Network == "vgg19" ? $", {options.Pooling.ToString().ToLowerInvariant()} pooling" : "";
         stdout.WriteLine($"stylize: {options.Network} ({NetworkFactory.Describe(options)}){pooling}, libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
 
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        using var cts = new CtrlC(cancellation);
+        StylizeResult result = interactive
+            ? RunWithProgressBar(content, style, output, options, cts.Token)
+            : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), cts.Token);
+        using (result)
         {
-            e.Cancel = true;
-            cts.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            StylizeResult result = interactive
-                ? RunWithProgressBar(content, style, output, options, cts.Token)
-                : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), cts.Token);
-            using (result)
+            IterationReport? last = result.History.LastOrDefault();
+            string losses = last is null
+                ? "no iterations run"
+                : $"final loss {G(last.Total)} (content {G(last.Content)}, style {G(last.Style)}) after {last.Iteration} iterations ({last.Evaluations} evaluations) in {last.Elapsed.TotalSeconds:F1} s ({last.Elapsed.TotalMilliseconds / last.Iteration:F0} ms/iteration)";
+            stdout.WriteLine($"wrote {output} ({result.Image.shape[3]}x{result.Image.shape[2]}); {losses}; seed {result.Seed}");
+            written(result);
+            if (result.Cancelled)
             {
-                IterationReport? last = result.History.LastOrDefault();
-                string losses = last is null
-                    ? "no iterations run"
-                    : $"final loss {G(last.Total)} (content {G(last.Content)}, style {G(last.Style)}) after {last.Iteration} iterations ({last.Evaluations} evaluations) in {last.Elapsed.TotalSeconds:F1} s ({last.Elapsed.TotalMilliseconds / last.Iteration:F0} ms/iteration)";
-                stdout.WriteLine($"wrote {output} ({result.Image.shape[3]}x{result.Image.shape[2]}); {losses}; seed {result.Seed}");
-                written(result);
-                if (result.Cancelled)
-                {
-                    stdout.WriteLine("stopped early (Ctrl-C): the image so far was written");
-                    return ExitCancelled;
-                }
-
-                return ExitOk;
+                stdout.WriteLine("stopped early (Ctrl-C): the image so far was written");
+                return ExitCancelled;
             }
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
+
+            return ExitOk;
         }
     }
 

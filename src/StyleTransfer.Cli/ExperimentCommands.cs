@@ -209,53 +209,40 @@ internal sealed class ExperimentCommands
         string version = TorchRuntime.EnsureLoaded();
         stdout.WriteLine($"stylize {name}: {options.Network} ({NetworkFactory.Describe(options)}), libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
 
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        using var cts = new CtrlC(cancellation);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using ExperimentResult result = interactive ? RunWithProgressBar(run, cts.Token) : run(new TileLines(stdout), cts.Token);
+        IReadOnlyList<LoggedRun> runs = result.Log;
+        string size = $"{result.OutputSize.Width}x{result.OutputSize.Height}";
+        if (result.Planned.Count == 1)
         {
-            e.Cancel = true;
-            cts.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            using ExperimentResult result = interactive ? RunWithProgressBar(run, cts.Token) : run(new TileLines(stdout), cts.Token);
-            IReadOnlyList<LoggedRun> runs = result.Log;
-            string size = $"{result.OutputSize.Width}x{result.OutputSize.Height}";
-            if (result.Planned.Count == 1)
-            {
-                IterationReport? last = runs[0].Final;
-                string losses = last is null
-                    ? "no iterations run"
-                    : $"final loss {CliApp.G(last.Total)} (content {CliApp.G(last.Content)}, style {CliApp.G(last.Style)}) after {last.Iteration} iterations ({last.Evaluations} evaluations) in {last.Elapsed.TotalSeconds:F1} s ({last.Elapsed.TotalMilliseconds / last.Iteration:F0} ms/iteration)";
-                stdout.WriteLine($"wrote {output} ({size}); {losses}; seed {result.Seed}");
-            }
-            else
-            {
-                foreach (LoggedRun r in runs)
-                {
-                    IterationReport? last = r.Final;
-                    stdout.WriteLine(last is null
-                        ? $"  {r.Name}: no iterations run"
-                        : $"  {r.Name}: final loss {CliApp.G(last.Total)} (content {CliApp.G(last.Content)}, style {CliApp.G(last.Style)}) after {last.Iteration} iterations in {last.Elapsed.TotalSeconds:F1} s");
-                }
-
-                stdout.WriteLine($"wrote {output} ({size}, {result.Tiles.Count} of {result.Planned.Count} tiles) in {clock.Elapsed.TotalSeconds:F1} s; seed {result.Seed}");
-            }
-
-            outputs.Write(p, name, inputs, options, runs, stdout);
-            if (result.Cancelled)
-            {
-                stdout.WriteLine("stopped early (Ctrl-C): what was done so far was written");
-                return CliApp.ExitCancelled;
-            }
-
-            return CliApp.ExitOk;
+            IterationReport? last = runs[0].Final;
+            string losses = last is null
+                ? "no iterations run"
+                : $"final loss {CliApp.G(last.Total)} (content {CliApp.G(last.Content)}, style {CliApp.G(last.Style)}) after {last.Iteration} iterations ({last.Evaluations} evaluations) in {last.Elapsed.TotalSeconds:F1} s ({last.Elapsed.TotalMilliseconds / last.Iteration:F0} ms/iteration)";
+            stdout.WriteLine($"wrote {output} ({size}); {losses}; seed {result.Seed}");
         }
-        finally
+        else
         {
-            Console.CancelKeyPress -= onCancel;
+            foreach (LoggedRun r in runs)
+            {
+                IterationReport? last = r.Final;
+                stdout.WriteLine(last is null
+                    ? $"  {r.Name}: no iterations run"
+                    : $"  {r.Name}: final loss {CliApp.G(last.Total)} (content {CliApp.G(last.Content)}, style {CliApp.G(last.Style)}) after {last.Iteration} iterations in {last.Elapsed.TotalSeconds:F1} s");
+            }
+
+            stdout.WriteLine($"wrote {output} ({size}, {result.Tiles.Count} of {result.Planned.Count} tiles) in {clock.Elapsed.TotalSeconds:F1} s; seed {result.Seed}");
         }
+
+        outputs.Write(p, name, inputs, options, runs, stdout);
+        if (result.Cancelled)
+        {
+            stdout.WriteLine("stopped early (Ctrl-C): what was done so far was written");
+            return CliApp.ExitCancelled;
+        }
+
+        return CliApp.ExitOk;
     }
 
     private static ExperimentResult RunWithProgressBar(Func<IProgress<TileReport>, CancellationToken, ExperimentResult> run, CancellationToken cancellation)

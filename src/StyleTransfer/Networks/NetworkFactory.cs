@@ -193,22 +193,13 @@ public static class NetworkFactory
                 string path = WeightLocator.Find(options.WeightsPath, Vgg19.WeightsFileName)
                     ?? throw new StyleTransferException(
                         $"VGG-19 weights not found: pass --weights PATH, or put torchvision's {Vgg19.WeightsFileName} in one of: {string.Join(", ", WeightLocator.CandidatePaths(Vgg19.WeightsFileName).Select(Path.GetDirectoryName))}");
-                Vgg19 vgg = Vgg19.Load(path, options.Pooling);
-                try
+                return Prepare(Vgg19.Load(path, options.Pooling), device, vgg =>
                 {
-                    vgg.MoveTo(device);
                     if (options.NormalizeWeights)
                     {
                         WeightNormalization.Apply(vgg, path, CacheDirectory);
                     }
-
-                    return vgg;
-                }
-                catch
-                {
-                    vgg.Dispose();
-                    throw;
-                }
+                });
 
             case "resnet18":
                 return CreateResNet18(options, device);
@@ -269,10 +260,17 @@ public static class NetworkFactory
         string path = WeightLocator.Find(options.WeightsPath, fileName)
             ?? throw new StyleTransferException(
                 $"{title} weights not found: pass --weights PATH, or put torchvision's {fileName} in one of: {string.Join(", ", WeightLocator.CandidatePaths(fileName).Select(Path.GetDirectoryName))}");
-        IFeatureNetwork net = load(path);
+        return Prepare(load(path), device);
+    }
+
+    /// <summary>Moves a freshly loaded network to the device, then runs <paramref name="finish"/>; disposes it if either fails.</summary>
+    private static T Prepare<T>(T net, Device device, Action<T>? finish = null)
+        where T : IFeatureNetwork
+    {
         try
         {
             net.MoveTo(device);
+            finish?.Invoke(net);
             return net;
         }
         catch
@@ -294,17 +292,7 @@ public static class NetworkFactory
         }
 
         (string model, string preprocess) = ResNet18.ResolvePaths(options.WeightsPath);
-        ResNet18 net = ResNet18.Load(model, preprocess);
-        try
-        {
-            net.MoveTo(device);
-            return net;
-        }
-        catch
-        {
-            net.Dispose();
-            throw;
-        }
+        return Prepare(ResNet18.Load(model, preprocess), device);
     }
 }
 
