@@ -14,6 +14,6 @@ public static class ContentLoss
             throw new ArgumentException($"content features [{string.Join(",", features.shape)}] and target [{string.Join(",", target.shape)}] differ in shape");
         }
 
-        return (features - target).square().sum().mul(0.5);
+        return (features - target).square().sum(ScalarType.Float64).mul(0.5);
     }
 }

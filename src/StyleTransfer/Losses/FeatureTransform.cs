@@ -32,7 +32,9 @@ public static class FeatureTransform
         long count = features.numel();
         using Tensor flat = features.reshape(1, -1);
         using Tensor scaled = flat / temperature;
-        using Tensor soft = scaled.softmax(1);
-        return soft.mul(count).reshape(features.shape);
+        // The normaliser sums millions of entries: in float32 its rounding alone moves the losses
+        // by more than a small optimiser step would, so the softmax runs in float64.
+        using Tensor soft = scaled.to(ScalarType.Float64).softmax(1);
+        return soft.mul(count).to(ScalarType.Float32).reshape(features.shape);
     }
 }

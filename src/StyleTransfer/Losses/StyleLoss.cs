@@ -21,7 +21,7 @@ public static class StyleLoss
         using Tensor g = Gram.Compute(features);
         using Tensor a = targetGram * ((double)m / targetPositions);
         double denominator = 4.0 * n * n * (double)m * m;
-        return (g - a).square().sum().div(denominator);
+        return (g - a).square().sum(ScalarType.Float64).div(denominator);
     }
 
     /// <summary>
@@ -34,8 +34,8 @@ public static class StyleLoss
         CheckShape(targetGram, features.shape[^3]);
         using Tensor g = Gram.Compute(features);
         using Tensor a = targetGram * ((double)m / targetPositions);
-        using Tensor norm = a.square().sum().clamp_min(1e-30);
-        return (g - a).square().sum().div(norm);
+        using Tensor norm = a.square().sum(ScalarType.Float64).clamp_min(1e-30);
+        return (g - a).square().sum(ScalarType.Float64).div(norm);
     }
 
     private static void CheckShape(Tensor targetGram, long n)
