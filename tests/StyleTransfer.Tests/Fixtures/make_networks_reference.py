@@ -51,13 +51,14 @@ the same models gives the float32 noise floor, printed as max|f32 - f64| / max|f
 import copy
 import json
 import os
-import struct
 from collections import OrderedDict
 
 import numpy as np
 import torch
 import torch.nn as nn
 import importlib
+
+from make_reference import write_safetensors  # same folder: one safetensors writer for both fixture scripts
 
 # torchvision.models re-exports functions named like these modules: import the modules themselves.
 tva = importlib.import_module("torchvision.models.alexnet")
@@ -280,23 +281,6 @@ def check_layout(narrow, full, name):
         if a.dim() == 4:
             assert a.shape[2:] == b.shape[2:], (name, k, a.shape, b.shape)
     print(f"{name}: narrow layout has torchvision's {len(fs)} keys in order, same kernel sizes")
-
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = OrderedDict(), [], 0
-    for name, t in tensors.items():
-        assert t.dtype == torch.float32, name
-        data = t.detach().contiguous().numpy().astype("<f4", copy=False).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    hjson = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hjson += b" " * (-len(hjson) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hjson)))
-        f.write(hjson)
-        for b in blobs:
-            f.write(b)
 
 
 def grad_of_taps(model, taps, x):
