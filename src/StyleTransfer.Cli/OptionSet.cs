@@ -38,12 +38,13 @@ internal sealed class OptionSet
     public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
     public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
     public readonly Option<double> StyleScale = new("--style-scale") { Description = "Style image size relative to the output size (default 1)" };
+    public readonly Option<string> Precision = new Option<string>("--precision") { Description = "Network arithmetic: fp32, bf16 or fp16 (fp16: CUDA only); Grams, losses and the optimiser stay fp32/fp64", DefaultValueFactory = _ => "fp32" }.AcceptOnlyFromAmong("fp32", "bf16", "fp16");
 
     public IEnumerable<Option> All =>
     [
         Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
         Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, FeatureTransform,
-        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale,
+        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision,
     ];
 
     /// <summary>Adds the options to <paramref name="command"/>, less those in <paramref name="except"/> (which the command replaces or fixes).</summary>
@@ -171,6 +172,7 @@ internal sealed class OptionSet
         {
             LearningRate = p.GetValue(LearningRate),
             NormalizeWeights = p.GetValue(NormalizeWeights),
+            Precision = Enum.Parse<Precision>(p.GetValue(Precision)!, ignoreCase: true),
         }).Validate();
     }
 

@@ -121,6 +121,9 @@ public sealed record StyleTransferOptions
     /// <summary>The style image's long edge, relative to the output's long edge.</summary>
     public double StyleScale { get; init; } = 1.0;
 
+    /// <summary>Arithmetic of the feature network (Grams, losses and the optimiser stay fp32/fp64).</summary>
+    public Precision Precision { get; init; } = Precision.Fp32;
+
     /// <summary>The effective step size.</summary>
     public double EffectiveLearningRate => LearningRate ?? (Optimizer == OptimizerKind.Lbfgs ? 1.0 : 0.02);
 
@@ -171,6 +174,9 @@ public sealed record StyleTransferOptions
             NetworkFactory.Names.Contains(Network),
             $"unknown network '{Network}' (known: {string.Join(", ", NetworkFactory.Names)})");
         Require(Seed is null or >= 0, $"--seed must be 0 or more, not {Seed}");
+        Require(
+            Precision != Precision.Fp16 || Device.Trim().StartsWith("cuda", StringComparison.OrdinalIgnoreCase),
+            "--precision fp16 needs --device cuda (libtorch has no fast fp16 convolutions on the CPU); use --precision bf16");
         return this;
     }
 

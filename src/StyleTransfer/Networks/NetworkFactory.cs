@@ -184,8 +184,25 @@ public static class NetworkFactory
         }
     }
 
-    /// <summary>Loads the network the options name, with its weights, on <paramref name="device"/>.</summary>
+    /// <summary>
+    /// Loads the network the options name, with its weights, on <paramref name="device"/>, in the
+    /// options' precision (weight normalisation, if asked for, is done in fp32 first).
+    /// </summary>
     public static IFeatureNetwork Create(StyleTransferOptions options, Device device)
+    {
+        IFeatureNetwork net = CreateFp32(options, device);
+        try
+        {
+            return MixedPrecisionNetwork.Wrap(net, options.Precision);
+        }
+        catch
+        {
+            net.Dispose();
+            throw;
+        }
+    }
+
+    private static IFeatureNetwork CreateFp32(StyleTransferOptions options, Device device)
     {
         switch (options.Network)
         {
