@@ -38,6 +38,38 @@ public sealed class PrecisionTests
     }
 
     [Fact]
+    public void ChannelsLastGivesTheSameTapsAndGradientAsTheDefaultLayout()
+    {
+        using var scope = torch.NewDisposeScope();
+        string[] taps = ["relu1_1", "relu3_1", "relu4_2", "relu5_1"];
+        using Vgg19 plain = Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg);
+        using IFeatureNetwork nhwc = MixedPrecisionNetwork.Wrap(Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg), Precision.Fp32, channelsLast: true);
+        Assert.IsType<MixedPrecisionNetwork>(nhwc);
+        Tensor image = TestImages.SceneTensor(64, 48);
+        var grads = new List<Tensor>();
+        var feats = new List<Dictionary<string, Tensor>>();
+        foreach (IFeatureNetwork net in new IFeatureNetwork[] { plain, nhwc })
+        {
+            Tensor x = image.clone().requires_grad_(true);
+            Dictionary<string, Tensor> f = net.Extract(x, taps);
+            taps.Select(t => f[t].square().mean()).Aggregate((a, b) => a + b).backward();
+            feats.Add(f);
+            grads.Add(x.grad!);
+        }
+
+        foreach (string tap in taps)
+        {
+            Assert.True(feats[1][tap].is_contiguous(), $"{tap} comes back in NCHW order");
+            double err = (feats[0][tap] - feats[1][tap]).abs().max().ToDouble() / feats[0][tap].abs().max().ToDouble();
+            Assert.True(err < 1e-5, $"{tap}: channels-last differs by {err:E2}");
+        }
+
+        double gradErr = (grads[0] - grads[1]).abs().max().ToDouble() / grads[0].abs().max().ToDouble();
+        Assert.True(gradErr < 1e-5, $"gradient: channels-last differs by {gradErr:E2}");
+        Assert.Same(plain, MixedPrecisionNetwork.Wrap(plain, Precision.Fp32, channelsLast: false));
+    }
+
+    [Fact]
     public void Bf16StylisationLowersTheLossLikeFp32AndTheGradientReachesFloat32Pixels()
     {
         StyleTransferOptions options = new StyleTransferOptions { Size = 64, Iterations = 20, Seed = 7, Threads = 2 }.Validate();

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace StyleTransfer.Networks;
@@ -16,25 +17,33 @@ public enum Precision
 }
 
 /// <summary>
-/// Runs a network in reduced precision: its weights are converted once, the image is converted on
-/// the way in (the conversion passes gradients back to the float32 pixels unchanged), and every tap
-/// comes back as float32, so Grams, losses and the optimiser never see the lower precision. This is
-/// what PyTorch's autocast does for convolutions, without the per-call weight casts.
+/// Runs a network in reduced precision and/or channels-last layout. In reduced precision its weights
+/// are converted once, the image is converted on the way in (the conversion passes gradients back
+/// to the float32 pixels unchanged), and every tap comes back as float32, so Grams, losses and the
+/// optimiser never see the lower precision: what PyTorch's autocast does for convolutions, without
+/// the per-call weight casts. Channels-last hands the network an NHWC-strided image; libtorch's
+/// oneDNN convolutions keep that layout through the network, which spares them a reorder of every
+/// activation in and out of their blocked format (TorchSharp has no memory_format argument; a
+/// permute-copy-permute gives the same strides).
 /// </summary>
 public sealed class MixedPrecisionNetwork : IFeatureNetwork
 {
     private readonly IFeatureNetwork inner;
 
     /// <summary>Takes ownership of <paramref name="inner"/> and converts its weights to <paramref name="dtype"/>.</summary>
-    public MixedPrecisionNetwork(IFeatureNetwork inner, ScalarType dtype)
+    public MixedPrecisionNetwork(IFeatureNetwork inner, ScalarType dtype, bool channelsLast = false)
     {
         this.inner = inner;
         DType = dtype;
+        ChannelsLast = channelsLast;
         inner.MoveTo(inner.Device, dtype);
     }
 
     /// <summary>The network's arithmetic type.</summary>
     public ScalarType DType { get; }
+
+    /// <summary>Whether the image goes in NHWC-strided.</summary>
+    public bool ChannelsLast { get; }
 
     public string Name => inner.Name;
 
@@ -50,19 +59,37 @@ public sealed class MixedPrecisionNetwork : IFeatureNetwork
         _ => ScalarType.Float32,
     };
 
-    /// <summary><paramref name="net"/> itself for fp32, else wrapped (and owned).</summary>
+    /// <summary>
+    /// Whether channels-last is used on <paramref name="device"/>: on the CPU (measured faster there,
+    /// docs/performance.md); CUDA keeps libtorch's default layout (not measured).
+    /// </summary>
+    public static bool PrefersChannelsLast(Device device) =>
+        device.type == DeviceType.CPU && Environment.GetEnvironmentVariable("STYLIZE_CHANNELS_LAST") != "0";
+
+    /// <summary><paramref name="net"/> itself for fp32 in the default layout, else wrapped (and owned).</summary>
     public static IFeatureNetwork Wrap(IFeatureNetwork net, Precision precision) =>
-        precision == Precision.Fp32 ? net : new MixedPrecisionNetwork(net, TypeOf(precision));
+        Wrap(net, precision, PrefersChannelsLast(net.Device));
+
+    /// <summary><paramref name="net"/> itself for fp32 in the default layout, else wrapped (and owned).</summary>
+    public static IFeatureNetwork Wrap(IFeatureNetwork net, Precision precision, bool channelsLast) =>
+        precision == Precision.Fp32 && !channelsLast ? net : new MixedPrecisionNetwork(net, TypeOf(precision), channelsLast);
 
     /// <summary>Moves the weights; they keep this wrapper's precision whatever <paramref name="dtype"/> says.</summary>
     public void MoveTo(Device device, ScalarType? dtype = null) => inner.MoveTo(device, DType);
 
     public Dictionary<string, Tensor> Extract(Tensor image, IReadOnlyCollection<string> taps)
     {
-        Dictionary<string, Tensor> feats = inner.Extract(image.to(DType), taps);
+        Tensor input = image.to(DType);
+        if (ChannelsLast && input.dim() == 4)
+        {
+            input = input.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+        }
+
+        Dictionary<string, Tensor> feats = inner.Extract(input, taps);
         foreach (string tap in feats.Keys.ToList())
         {
-            feats[tap] = feats[tap].to(ScalarType.Float32);
+            // Contiguous NCHW float32 out, whatever went in: the losses reshape freely.
+            feats[tap] = feats[tap].to(ScalarType.Float32).contiguous();
         }
 
         return feats;
