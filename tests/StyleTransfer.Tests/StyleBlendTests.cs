@@ -73,6 +73,18 @@ public sealed class StyleBlendTests : IDisposable
     }
 
     [Fact]
+    public void AZeroBlendWeightDropsThatStyleExactly()
+    {
+        StyleTransferOptions o = Base with { Iterations = 3 };
+        using StylizeResult single = Stylizer.Run(content, stripes, net, o);
+        using StylizeResult blended = Stylizer.Run(content, [stripes, redStripes], net, o with { StyleBlend = [1, 0] }, null);
+        using StylizeResult other = Stylizer.Run(content, [stripes, redStripes], net, o with { StyleBlend = [0.9, 0.1] }, null);
+        Assert.Equal(0, (single.Image - blended.Image).abs().max().ToDouble());
+        Assert.Equal(single.History[^1].Total, blended.History[^1].Total);
+        Assert.True((single.Image - other.Image).abs().max().ToDouble() > 1e-3);
+    }
+
+    [Fact]
     public void MasksConfineEachStyleToItsRegion()
     {
         // Run A: stripes left, red stripes right; run B: swapped. Whatever the content favours, each
