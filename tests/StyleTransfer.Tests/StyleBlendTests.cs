@@ -126,6 +126,27 @@ public sealed class StyleBlendTests : IDisposable
         Assert.NotEqual(plain, Stylizer.MeasureStyleLoss(net, content, stripes, Base, half), plain * 1e-2);
     }
 
+    [Theory]
+    [InlineData(StyleLossKind.Gram)]
+    [InlineData(StyleLossKind.W2)]
+    public void LiveTensorCountStaysFlatWithMasksAndBlends(StyleLossKind loss)
+    {
+        // Three styles, one masked, two blended over the rest; 4 L-BFGS pairs are full by iteration 6.
+        var counts = new Dictionary<int, long>();
+        var progress = new Recorder(r =>
+        {
+            if (r.Iteration is 8 or 20)
+            {
+                counts[r.Iteration] = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            }
+        });
+        using Tensor left = HalfMask(left: true);
+        StyleTransferOptions o = Base with { Iterations = 20, LbfgsHistory = 4, StyleLoss = loss, StyleBlend = [1, 2, 1] };
+        using StylizeResult r = Stylizer.Run(content, [stripes, redStripes, content], net, o, [left, null, null], progress);
+        Assert.Equal(counts[8], counts[20]);
+        Assert.True(r.History[^1].Style < r.History[0].Style / 2, $"{r.History[0].Style:E3} -> {r.History[^1].Style:E3}");
+    }
+
     [Fact]
     public void AnAllBlackMaskIsRefused()
     {
@@ -166,5 +187,10 @@ public sealed class StyleBlendTests : IDisposable
         Tensor m = torch.zeros(1, 1, 32, 48);
         m[.., .., .., left ? TensorIndex.Slice(0, 24) : TensorIndex.Slice(24, 48)] = torch.tensor(1f);
         return m;
+    }
+
+    private sealed class Recorder(Action<IterationReport> action) : IProgress<IterationReport>
+    {
+        public void Report(IterationReport value) => action(value);
     }
 }

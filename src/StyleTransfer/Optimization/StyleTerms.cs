@@ -70,7 +70,7 @@ internal sealed class StyleTerms : IDisposable
                 if (masks?[i] is { } mask)
                 {
                     Tensor m = Resample(mask, size, device);
-                    if (m.max().ToDouble() < Black)
+                    if (MaxOf(m) < Black)
                     {
                         m.Dispose();
                         throw new StyleTransferException($"the mask for style image {i + 1} is all black: it places that style nowhere");
@@ -95,7 +95,7 @@ internal sealed class StyleTerms : IDisposable
                 {
                     rest = (1 - covered).clamp(0, 1);
                     covered.Dispose();
-                    if (rest.max().ToDouble() < Black)
+                    if (MaxOf(rest) < Black)
                     {
                         rest.Dispose();
                         throw new StyleTransferException($"the masks cover the whole output and leave no place for style image {parts[0].Style + 1} (give it a mask too)");
@@ -175,6 +175,12 @@ internal sealed class StyleTerms : IDisposable
         };
         m = ResampleTo(m, size.Height, size.Width);
         return m.clamp(0, 1).MoveToOuterDisposeScope();
+    }
+
+    private static double MaxOf(Tensor t)
+    {
+        using Tensor max = t.max();
+        return max.ToDouble();
     }
 
     private static Tensor ResampleTo(Tensor m, long height, long width)
