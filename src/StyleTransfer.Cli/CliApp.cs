@@ -58,11 +58,23 @@ public static class CliApp
         {
             StyleTransferOptions options = cli.Options.Build(parsed);
             string content = parsed.GetRequiredValue(cli.Content);
-            string style = parsed.GetRequiredValue(cli.Style);
+            string[] styles = parsed.GetRequiredValue(cli.Style);
             string output = parsed.GetRequiredValue(cli.Output);
+            options = cli.Styles.Apply(parsed, options, styles);
             cli.Outputs.Check(parsed, output);
-            var inputs = new Dictionary<string, string> { ["content"] = content, ["style"] = style, ["output"] = output };
-            return Stylize(content, style, output, options, stdout, interactive, cancellation, result =>
+            var inputs = new Dictionary<string, string> { ["content"] = content };
+            for (int i = 0; i < styles.Length; i++)
+            {
+                inputs[i == 0 ? "style" : $"style{i + 1}"] = styles[i];
+            }
+
+            foreach (StyleMask m in options.StyleMasks ?? [])
+            {
+                inputs[$"mask{m.Style + 1}"] = m.Path;
+            }
+
+            inputs["output"] = output;
+            return Stylize(content, styles, output, options, stdout, interactive, cancellation, result =>
                 cli.Outputs.Write(parsed, "stylize", inputs, options, [LoggedRun.From("stylize", 0, 0, options, result)], stdout));
         });
     }
@@ -114,7 +126,7 @@ public static class CliApp
 
     private static bool IsHelp(ParseResult parsed) => parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?" or "--version");
 
-    private static int Stylize(string content, string style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation, Action<StylizeResult> written)
+    private static int Stylize(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation, Action<StylizeResult> written)
     {
         string version = TorchRuntime.EnsureLoaded();
         string pooling = options.Network == "vgg19" ? $", {options.Pooling.ToString().ToLowerInvariant()} pooling" : "";
@@ -142,7 +154,7 @@ public static class CliApp
         }
     }
 
-    private static StylizeResult RunWithProgressBar(string content, string style, string output, StyleTransferOptions options, CancellationToken cancellation)
+    private static StylizeResult RunWithProgressBar(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, CancellationToken cancellation)
     {
         StylizeResult? result = null;
         AnsiConsole.Progress()
@@ -189,7 +201,7 @@ public static class CliApp
     private sealed class Definition
     {
         public readonly Argument<string> Content = new("CONTENT") { Description = "Content image (the photograph)" };
-        public readonly Argument<string> Style = new("STYLE") { Description = "Style image (the painting)" };
+        public readonly Argument<string[]> Style = new("STYLE") { Description = "Style image(s) (the painting; several are blended, see --style-blend and --mask)", Arity = ArgumentArity.OneOrMore };
         public readonly Option<string> Output = new("--output", "-o") { Description = "Output image, .png or .jpg", Required = true };
 
         public Definition()
@@ -204,6 +216,7 @@ public static class CliApp
             }
 
             Options.AddTo(Root);
+            Styles.AddTo(Root);
             Outputs.AddTo(Root);
 
             // Dispatch is done by CliApp.Run; an action here only tells the parser that the root
@@ -214,6 +227,8 @@ public static class CliApp
         public RootCommand Root { get; }
 
         public OptionSet Options { get; } = new();
+
+        public StyleInputOptions Styles { get; } = new();
 
         public BenchCommand Bench { get; } = new();
 

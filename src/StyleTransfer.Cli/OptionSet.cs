@@ -39,12 +39,13 @@ internal sealed class OptionSet
     public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
     public readonly Option<double> StyleScale = new("--style-scale") { Description = "Style image size relative to the output size (default 1)" };
     public readonly Option<string> Precision = new Option<string>("--precision") { Description = "Network arithmetic: fp32, bf16 or fp16 (fp16: CUDA only); Grams, losses and the optimiser stay fp32/fp64", DefaultValueFactory = _ => "fp32" }.AcceptOnlyFromAmong("fp32", "bf16", "fp16");
+    public readonly Option<string> StyleLoss = new Option<string>("--style-loss") { Description = "Style statistic: gram (the paper) or w2 (Wasserstein-2 between Gaussian fits of the features) (default gram)" }.AcceptOnlyFromAmong("gram", "w2");
 
     public IEnumerable<Option> All =>
     [
         Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
         Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, FeatureTransform,
-        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision,
+        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss,
     ];
 
     /// <summary>Adds the options to <paramref name="command"/>, less those in <paramref name="except"/> (which the command replaces or fixes).</summary>
@@ -168,6 +169,11 @@ internal sealed class OptionSet
             o = o with { StyleScale = p.GetValue(StyleScale) };
         }
 
+        if (Given(p, StyleLoss))
+        {
+            o = o with { StyleLoss = Enum.Parse<StyleLossKind>(p.GetValue(StyleLoss)!, ignoreCase: true) };
+        }
+
         return (o with
         {
             LearningRate = p.GetValue(LearningRate),
@@ -181,7 +187,7 @@ internal sealed class OptionSet
     private static List<string> SplitList(string? value) =>
         (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
 
-    private static List<double> ParseNumbers(string value, string flag)
+    internal static List<double> ParseNumbers(string value, string flag)
     {
         var list = new List<double>();
         foreach (string item in value.Split(',', StringSplitOptions.TrimEntries))
@@ -195,5 +201,65 @@ internal sealed class OptionSet
         }
 
         return list;
+    }
+}
+
+/// <summary>
+/// The stylize command's options for several style images: --style-blend (shares of the blended
+/// target) and --mask STYLE=FILE (regions of the output), where STYLE is a style image's number
+/// (1 for the first STYLE argument) or its file name, with or without the extension.
+/// </summary>
+internal sealed class StyleInputOptions
+{
+    public readonly Option<string?> Blend = new("--style-blend") { Description = "Comma-separated shares of the style images in the blended style target, normalised to sum 1 (default: equal)" };
+    public readonly Option<string[]> Masks = new("--mask") { Description = "STYLE=FILE: a greyscale image, white where style image STYLE (its number from 1, or its file name) applies; repeat per style. Styles without a mask share what the masks leave" };
+
+    public void AddTo(Command command)
+    {
+        command.Add(Blend);
+        command.Add(Masks);
+    }
+
+    /// <summary>The options with the blend and masks for <paramref name="styles"/>; validated.</summary>
+    public StyleTransferOptions Apply(ParseResult p, StyleTransferOptions o, IReadOnlyList<string> styles)
+    {
+        if (p.GetValue(Blend) is { } blend)
+        {
+            o = o with { StyleBlend = OptionSet.ParseNumbers(blend, "--style-blend") };
+        }
+
+        string[] specs = p.GetValue(Masks) ?? [];
+        if (specs.Length > 0)
+        {
+            o = o with { StyleMasks = [.. specs.Select(s => ParseMask(s, styles))] };
+        }
+
+        return o.Validate(styles.Count);
+    }
+
+    private static StyleMask ParseMask(string spec, IReadOnlyList<string> styles)
+    {
+        int eq = spec.IndexOf('=', StringComparison.Ordinal);
+        if (eq <= 0 || eq == spec.Length - 1)
+        {
+            throw new StyleTransferException($"--mask must be STYLE=FILE (STYLE: a style image's number from 1, or its file name), not '{spec}'");
+        }
+
+        string key = spec[..eq].Trim();
+        string path = spec[(eq + 1)..];
+        if (int.TryParse(key, NumberStyles.Integer, CultureInfo.InvariantCulture, out int number))
+        {
+            return new StyleMask(number - 1, path);
+        }
+
+        int[] matches = [.. Enumerable.Range(0, styles.Count).Where(i =>
+            key == styles[i] || key == Path.GetFileName(styles[i]) || key == Path.GetFileNameWithoutExtension(styles[i]))];
+        return matches.Length switch
+        {
+            1 => new StyleMask(matches[0], path),
+            0 => throw new StyleTransferException(
+                $"--mask: '{key}' is neither the number nor the file name of a style image ({string.Join(", ", styles.Select((s, i) => $"{i + 1}: {Path.GetFileName(s)}"))})"),
+            _ => throw new StyleTransferException($"--mask: '{key}' names more than one style image; give its number instead"),
+        };
     }
 }

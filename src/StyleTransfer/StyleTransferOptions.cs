@@ -37,6 +37,9 @@ public enum StyleNormalization
     Relative,
 }
 
+/// <summary>A mask that places style image <paramref name="Style"/> (0-based) on the output: a greyscale image, white where that style applies.</summary>
+public sealed record StyleMask(int Style, string Path);
+
 /// <summary>
 /// Every setting of a style transfer, in one record. Front ends build it and call
 /// <see cref="Validate"/> once; the engine trusts it after that.
@@ -124,12 +127,54 @@ public sealed record StyleTransferOptions
     /// <summary>Arithmetic of the feature network (Grams, losses and the optimiser stay fp32/fp64).</summary>
     public Precision Precision { get; init; } = Precision.Fp32;
 
+    /// <summary>Per style image, its share of the blended style target (normalised to sum 1); null: equal shares.</summary>
+    public IReadOnlyList<double>? StyleBlend { get; init; }
+
+    /// <summary>Masks placing style images on regions of the output (files; <see cref="Optimization.Stylizer.StylizeFiles(string, IReadOnlyList{string}, string, StyleTransferOptions, IProgress{Optimization.IterationReport}?, CancellationToken)"/> loads them). Styles without a mask share what the masks leave.</summary>
+    public IReadOnlyList<StyleMask>? StyleMasks { get; init; }
+
+    /// <summary>The statistic the style loss matches: Gram matrices (the paper) or Gaussian fits (W2).</summary>
+    public StyleLossKind StyleLoss { get; init; } = StyleLossKind.Gram;
+
     /// <summary>The effective step size.</summary>
     public double EffectiveLearningRate => LearningRate ?? (Optimizer == OptimizerKind.Lbfgs ? 1.0 : 0.02);
 
     /// <summary>w_l for each style layer (given, or 1/L each).</summary>
     public IReadOnlyList<double> EffectiveStyleLayerWeights =>
         StyleLayerWeights ?? Enumerable.Repeat(1.0 / StyleLayers.Count, StyleLayers.Count).ToList();
+
+    /// <summary>The normalised blend weights for <paramref name="styleCount"/> style images.</summary>
+    public IReadOnlyList<double> EffectiveStyleBlend(int styleCount)
+    {
+        IReadOnlyList<double> w = StyleBlend ?? Enumerable.Repeat(1.0, styleCount).ToList();
+        double sum = w.Sum();
+        return w.Select(x => x / sum).ToList();
+    }
+
+    /// <summary><see cref="Validate()"/>, and the settings that depend on the number of style images (blend weights, masks).</summary>
+    public StyleTransferOptions Validate(int styleCount)
+    {
+        Validate();
+        Require(styleCount >= 1, "at least one style image is needed");
+        if (StyleBlend != null)
+        {
+            Require(StyleBlend.Count == styleCount, $"--style-blend has {StyleBlend.Count} value(s) but there are {styleCount} style images");
+        }
+
+        if (StyleMasks != null)
+        {
+            foreach (StyleMask m in StyleMasks)
+            {
+                Require(m.Style >= 0 && m.Style < styleCount, $"--mask names style image {m.Style + 1}, but there {(styleCount == 1 ? "is 1" : $"are {styleCount}")}");
+            }
+
+            Require(
+                StyleBlend == null || StyleMasks.Select(m => m.Style).Distinct().Count() < styleCount,
+                "--style-blend cannot be used when every style image has a --mask (the masks place the styles)");
+        }
+
+        return this;
+    }
 
     /// <summary>Checks every value; throws <see cref="StyleTransferException"/> with one line naming the first problem.</summary>
     public StyleTransferOptions Validate()
@@ -163,6 +208,30 @@ public sealed record StyleTransferOptions
         if (LearningRate is { } lr)
         {
             Require(double.IsFinite(lr) && lr > 0, $"--learning-rate must be a number above 0, not {Format(lr)}");
+        }
+
+        if (StyleBlend != null)
+        {
+            foreach (double w in StyleBlend)
+            {
+                RequireWeight(w, "--style-blend");
+            }
+
+            Require(StyleBlend.Count > 0, "--style-blend is empty");
+            Require(StyleBlend.Sum() > 0, "--style-blend weights are all 0");
+        }
+
+        if (StyleMasks != null)
+        {
+            foreach (StyleMask m in StyleMasks)
+            {
+                Require(!string.IsNullOrWhiteSpace(m.Path), $"--mask for style image {m.Style + 1} names no file");
+            }
+
+            foreach (var twice in StyleMasks.GroupBy(m => m.Style).Where(g => g.Count() > 1).Take(1))
+            {
+                Require(false, $"--mask: style image {twice.Key + 1} has two masks");
+            }
         }
 
         Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"--style-scale must be above 0 and at most 8, not {Format(StyleScale)}");

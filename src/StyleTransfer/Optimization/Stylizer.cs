@@ -60,29 +60,76 @@ public static class Stylizer
         string outputPath,
         StyleTransferOptions options,
         IProgress<IterationReport>? progress = null,
+        CancellationToken cancellation = default) =>
+        StylizeFiles(contentPath, [stylePath], outputPath, options, progress, cancellation);
+
+    /// <summary>
+    /// Several style images, blended by <see cref="StyleTransferOptions.StyleBlend"/> and placed by
+    /// the masks in <see cref="StyleTransferOptions.StyleMasks"/> (loaded here, at the output size).
+    /// </summary>
+    public static StylizeResult StylizeFiles(
+        string contentPath,
+        IReadOnlyList<string> stylePaths,
+        string outputPath,
+        StyleTransferOptions options,
+        IProgress<IterationReport>? progress = null,
         CancellationToken cancellation = default)
     {
-        options.Validate();
+        options.Validate(stylePaths.Count);
         ImageIO.CheckOutputPath(outputPath);
         TorchRuntime.SetThreads(options.Threads);
         Device device = TorchRuntime.ResolveDevice(options.Device);
 
-        using Tensor content = ImageIO.LoadTensor(contentPath, "content image", options.Size);
-        int styleEdge = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
-        using Tensor style = ImageIO.LoadTensor(stylePath, "style image", styleEdge);
-        CheckMemory(options, content, style, device);
+        var loaded = new List<Tensor>();
+        try
+        {
+            Tensor content = Keep(loaded, ImageIO.LoadTensor(contentPath, "content image", options.Size));
+            int styleEdge = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
+            List<Tensor> styles = [.. stylePaths.Select(p => Keep(loaded, ImageIO.LoadTensor(p, "style image", styleEdge)))];
+            var masks = new Tensor?[stylePaths.Count];
+            foreach (StyleMask m in options.StyleMasks ?? [])
+            {
+                string what = $"mask for style image {m.Style + 1}";
+                Tensor mask = Keep(loaded, ImageIO.LoadTensor(m.Path, what, options.Size));
+                using (Tensor max = mask.max())
+                {
+                    if (max.ToDouble() < StyleTerms.Black)
+                    {
+                        throw new StyleTransferException($"{what} '{m.Path}' is all black: it places that style nowhere");
+                    }
+                }
 
-        using IFeatureNetwork network = NetworkFactory.Create(options, device);
-        StylizeResult result = Run(
-            content,
-            style,
-            network,
-            options,
-            progress,
-            cancellation,
-            options.SaveEvery > 0 ? (i, img) => ImageIO.Save(img, SnapshotPath(outputPath, i)) : null);
-        ImageIO.Save(result.Image, outputPath);
-        return result;
+                masks[m.Style] = mask;
+            }
+
+            CheckMemory(options, content, styles, device);
+
+            using IFeatureNetwork network = NetworkFactory.Create(options, device);
+            StylizeResult result = Run(
+                content,
+                styles,
+                network,
+                options,
+                options.StyleMasks is null ? null : masks,
+                progress,
+                cancellation,
+                options.SaveEvery > 0 ? (i, img) => ImageIO.Save(img, SnapshotPath(outputPath, i)) : null);
+            try
+            {
+                ImageIO.Save(result.Image, outputPath);
+            }
+            catch
+            {
+                result.Dispose();
+                throw;
+            }
+
+            return result;
+        }
+        finally
+        {
+            loaded.ForEach(t => t.Dispose());
+        }
     }
 
     /// <summary>Where the snapshot of iteration <paramref name="iteration"/> goes: out.png → out-0100.png.</summary>
@@ -103,11 +150,53 @@ public static class Stylizer
         StyleTransferOptions options,
         IProgress<IterationReport>? progress = null,
         CancellationToken cancellation = default,
+        Action<int, Tensor>? snapshot = null) =>
+        Run(content, [style], network, options, null, progress, cancellation, snapshot);
+
+    /// <summary>
+    /// Several style images (each [1,3,h,w], any sizes), blended by
+    /// <see cref="StyleTransferOptions.StyleBlend"/>; <paramref name="masks"/>, when given, holds one
+    /// entry per style image: null, or a mask ([H,W], [C,H,W] or [1,C,H,W], values in [0,1], any
+    /// size: it is stretched to the output) that places that style. <see cref="StyleTransferOptions.StyleMasks"/>
+    /// is not read here. <see cref="InitMode.Style"/> starts from the first style image.
+    /// </summary>
+    public static StylizeResult Run(
+        Tensor content,
+        IReadOnlyList<Tensor> styles,
+        IFeatureNetwork network,
+        StyleTransferOptions options,
+        IReadOnlyList<Tensor?>? masks,
+        IProgress<IterationReport>? progress = null,
+        CancellationToken cancellation = default,
         Action<int, Tensor>? snapshot = null)
     {
         CheckLayers(network, options);
-        using Targets targets = Targets.Compute(network, content, ActiveContentLayers(options), style, ActiveStyleLayers(options), options.FeatureTransform, options.SoftmaxTemperature);
-        return Run(targets, network, options, ((int)content.shape[2], (int)content.shape[3]), content, style, progress, cancellation, snapshot);
+        options.Validate(styles.Count);
+        using Targets targets = Targets.Compute(network, content, ActiveContentLayers(options), styles, ActiveStyleLayers(options), options.FeatureTransform, options.SoftmaxTemperature);
+        return Run(targets, network, options, ((int)content.shape[2], (int)content.shape[3]), content, styles[0], progress, cancellation, snapshot, masks);
+    }
+
+    /// <summary>
+    /// The style loss Σ_l w_l E_l of <paramref name="image"/> against <paramref name="style"/> alone,
+    /// at the options' style layers, loss kind and normalisation; with a <paramref name="mask"/>
+    /// measured on that region only (guided, not weighted by its area). For tests and comparisons.
+    /// </summary>
+    public static double MeasureStyleLoss(IFeatureNetwork network, Tensor image, Tensor style, StyleTransferOptions options, Tensor? mask = null)
+    {
+        CheckLayers(network, options);
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        string[] layers = [.. options.StyleLayers];
+        using Targets targets = Targets.Compute(network, null, [], [style], layers, options.FeatureTransform, options.SoftmaxTemperature);
+        var size = ((int)image.shape[2], (int)image.shape[3]);
+        using StyleTerms terms = StyleTerms.Build(targets, layers, options with { StyleBlend = null }, size, mask is null ? null : [mask], network.Device, areaWeighted: false);
+        Dictionary<string, Tensor> feats = network.Extract(image.to(network.Device), layers);
+        foreach (string tap in layers)
+        {
+            feats[tap] = FeatureTransform.Apply(feats[tap], options.FeatureTransform, options.SoftmaxTemperature);
+        }
+
+        return terms.Loss(feats, network.Device).to(ScalarType.Float64).ToDouble();
     }
 
     /// <summary>
@@ -125,18 +214,23 @@ public static class Stylizer
         Tensor? style = null,
         IProgress<IterationReport>? progress = null,
         CancellationToken cancellation = default,
-        Action<int, Tensor>? snapshot = null)
+        Action<int, Tensor>? snapshot = null,
+        IReadOnlyList<Tensor?>? masks = null)
     {
         CheckLayers(network, options);
         Device device = network.Device;
         long seed = options.Seed ?? Random.Shared.NextInt64(0, int.MaxValue);
-        IReadOnlyList<double> layerWeights = options.EffectiveStyleLayerWeights;
         string[] contentLayers = [.. ActiveContentLayers(options)];
         string[] styleLayers = [.. ActiveStyleLayers(options)];
         string[] allTaps = [.. contentLayers.Union(styleLayers)];
-        foreach (string layer in contentLayers.Where(l => !targets.Content.ContainsKey(l)).Concat(styleLayers.Where(l => !targets.StyleGrams.ContainsKey(l))))
+        foreach (string layer in contentLayers.Where(l => !targets.Content.ContainsKey(l)).Concat(styleLayers.Where(l => targets.Styles.Count == 0 || targets.Styles.Any(s => !s.ContainsKey(l)))))
         {
             throw new ArgumentException($"the targets hold no '{layer}'", nameof(targets));
+        }
+
+        if (styleLayers.Length > 0)
+        {
+            options.Validate(targets.Styles.Count);
         }
 
         if (targets.Transform != options.FeatureTransform || (options.FeatureTransform != FeatureTransformKind.None && targets.Temperature != options.SoftmaxTemperature))
@@ -144,6 +238,7 @@ public static class Stylizer
             throw new ArgumentException("the targets were computed with another feature transform", nameof(targets));
         }
 
+        using StyleTerms styleTerms = StyleTerms.Build(targets, styleLayers, options, size, masks, device);
         using Parameter x = new(InitialImage(options.Init, size, content, style, seed).to(device), requires_grad: true);
         using Lbfgs? lbfgs = options.Optimizer == OptimizerKind.Lbfgs
             ? new Lbfgs(x, options.EffectiveLearningRate, historySize: options.LbfgsHistory, strongWolfe: options.LineSearch)
@@ -179,20 +274,13 @@ public static class Stylizer
                         feats[tap] = FeatureTransform.Apply(feats[tap], options.FeatureTransform, options.SoftmaxTemperature);
                     }
 
-                    Tensor lc = torch.zeros(1, device: device), ls = torch.zeros(1, device: device);
+                    Tensor lc = torch.zeros(1, device: device);
                     foreach (string layer in contentLayers)
                     {
                         lc = lc + ContentLoss.Compute(feats[layer], targets.Content[layer]);
                     }
 
-                    for (int l = 0; l < styleLayers.Length; l++)
-                    {
-                        (Tensor gram, long positions) = targets.StyleGrams[styleLayers[l]];
-                        Tensor el = options.StyleNormalization == StyleNormalization.Relative
-                            ? StyleLoss.RelativeLayer(feats[styleLayers[l]], gram, positions)
-                            : StyleLoss.Layer(feats[styleLayers[l]], gram, positions);
-                        ls = ls + (el * layerWeights[l]);
-                    }
+                    Tensor ls = styleTerms.Loss(feats, device);
 
                     Tensor ltv = options.TvWeight > 0 ? TotalVariation.Compute(x) : torch.zeros(1, device: device);
                     Tensor loss = (lc * options.ContentWeight) + (ls * options.StyleWeight) + (ltv * options.TvWeight);
@@ -251,6 +339,12 @@ public static class Stylizer
         return new StylizeResult(image, history, seed, cancelled);
     }
 
+    private static Tensor Keep(List<Tensor> list, Tensor t)
+    {
+        list.Add(t);
+        return t;
+    }
+
     /// <summary>The content layers that take part: none when α is 0.</summary>
     public static IReadOnlyList<string> ActiveContentLayers(StyleTransferOptions options) => options.ContentWeight > 0 ? options.ContentLayers : [];
 
@@ -293,14 +387,14 @@ public static class Stylizer
         }
     }
 
-    private static void CheckMemory(StyleTransferOptions options, Tensor content, Tensor style, Device device)
+    private static void CheckMemory(StyleTransferOptions options, Tensor content, IReadOnlyList<Tensor> styles, Device device)
     {
         if (device.type != DeviceType.CPU)
         {
             return;
         }
 
-        long pixels = Math.Max(content.shape[2] * content.shape[3], style.shape[2] * style.shape[3]);
+        long pixels = styles.Aggregate(content.shape[2] * content.shape[3], (most, s) => Math.Max(most, s.shape[2] * s.shape[3]));
         long need = NetworkFactory.EstimateWorkingBytes(options.Network, pixels);
         long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         if (have > 0 && need > have * 0.9)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# CPU performance cases of docs/performance.md, one after another; run on a quiet machine
+# (`uptime` load near 0). Prints the bench lines, then the precision comparison runs.
+#   scripts/bench-cpu.sh [quick]     quick: fewer iterations, no 1024 px, no 500-iteration memory run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dotnet build src/StyleTransfer.Cli -c Release -v q -nologo >/dev/null
+S="dotnet src/StyleTransfer.Cli/bin/Release/net10.0/stylize.dll"
+n=${N:-6}
+echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+for net in vgg19 resnet18; do
+  for prec in fp32 bf16; do
+    for cl in 0 1; do
+      echo "## $net $prec channels_last=$cl"
+      STYLIZE_CHANNELS_LAST=$cl $S bench --network $net --precision $prec --sizes 256,512 -n "$n" | grep '^bench'
+    done
+  done
+done
+if [ "${1:-}" != quick ]; then
+  for prec in fp32 bf16; do
+    echo "## vgg19 $prec 1024 px, channels_last"
+    $S bench --network vgg19 --precision $prec --sizes 1024 -n 2 | grep '^bench'
+  done
+  echo "## memory: resnet18 256 px, 500 iterations (peak RSS after 50 vs at the end)"
+  $S bench --network resnet18 --sizes 256 -n 500 | grep '^bench'
+fi
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
