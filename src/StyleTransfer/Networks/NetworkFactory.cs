@@ -184,8 +184,15 @@ public static class NetworkFactory
         }
     }
 
-    /// <summary>Loads the network the options name, with its weights, on <paramref name="device"/>.</summary>
+    /// <summary>Loads the network the options name, with its weights and first-convolution padding, on <paramref name="device"/>.</summary>
     public static IFeatureNetwork Create(StyleTransferOptions options, Device device)
+    {
+        IFeatureNetwork network = CreateUnpadded(options, device);
+        network.Padding = options.Padding;
+        return network;
+    }
+
+    private static IFeatureNetwork CreateUnpadded(StyleTransferOptions options, Device device)
     {
         switch (options.Network)
         {
