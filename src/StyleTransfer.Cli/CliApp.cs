@@ -154,7 +154,9 @@ public static class CliApp
             written(result);
             if (result.Cancelled)
             {
-                stdout.WriteLine("stopped early (Ctrl-C): the image so far was written");
+                stdout.WriteLine(options.SaveEvery > 0
+                    ? $"stopped early (Ctrl-C): the image so far was written, and a checkpoint: continue with --resume {Checkpoint.PathFor(output)}"
+                    : "stopped early (Ctrl-C): the image so far was written");
                 return ExitCancelled;
             }
 

@@ -201,7 +201,7 @@ internal sealed class OptionSet
 
         if (Given(p, PreserveColor))
         {
-            o = o with { PreserveColor = Enum.Parse<ColorPreservation>(p.GetValue(PreserveColor)!, ignoreCase: true) };
+            o = o with { PreserveColor = Enum.Parse<ColorPreservationMode>(p.GetValue(PreserveColor)!, ignoreCase: true) };
         }
 
         if (Given(p, Scales))

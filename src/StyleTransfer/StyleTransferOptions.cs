@@ -38,7 +38,7 @@ public enum StyleNormalization
 }
 
 /// <summary>Colour preservation (Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer").</summary>
-public enum ColorPreservation
+public enum ColorPreservationMode
 {
     /// <summary>Off: the output takes the style's colours.</summary>
     None,
@@ -145,7 +145,7 @@ public sealed record StyleTransferOptions
     public double StyleScale { get; init; } = 1.0;
 
     /// <summary>Colour preservation: none (default), luminance-only transfer or style colour histogram matching.</summary>
-    public ColorPreservation PreserveColor { get; init; } = ColorPreservation.None;
+    public ColorPreservationMode PreserveColor { get; init; } = ColorPreservationMode.None;
 
     /// <summary>
     /// Coarse-to-fine scales: 1 (default) runs at <see cref="Size"/> only; N runs N sizes growing by √2

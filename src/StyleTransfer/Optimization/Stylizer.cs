@@ -85,13 +85,12 @@ public static class Stylizer
         }
 
         string checkpointPath = Checkpoint.PathFor(outputPath);
-        Action<Checkpoint>? checkpoint = options.SaveEvery > 0
-            ? ck =>
-            {
-                (ck.ContentSha256, ck.StyleSha256) = (contentSha, styleSha);
-                ck.Save(checkpointPath);
-            }
-        : null;
+        void SaveCheckpoint(Checkpoint ck)
+        {
+            (ck.ContentSha256, ck.StyleSha256) = (contentSha, styleSha);
+            ck.Save(checkpointPath);
+        }
+
         using IFeatureNetwork network = NetworkFactory.Create(options, device);
         StylizeResult result = Run(
             content,
@@ -101,7 +100,7 @@ public static class Stylizer
             progress,
             cancellation,
             options.SaveEvery > 0 ? (i, img) => ImageIO.Save(img, SnapshotPath(outputPath, i)) : null,
-            checkpoint,
+            options.SaveEvery > 0 ? SaveCheckpoint : null,
             resume);
         ImageIO.Save(result.Image, outputPath);
         return result;
@@ -140,12 +139,12 @@ public static class Stylizer
         using var pre = new DisposableList();
         (Tensor c, Tensor s) = options.PreserveColor switch
         {
-            ColorPreservation.Luminance => pre.Add(Imaging.ColorPreservation.LuminanceInputs(content, style)),
-            ColorPreservation.Histogram => (content, pre.Add(Imaging.ColorPreservation.MatchColorHistogram(style, content))),
+            ColorPreservationMode.Luminance => pre.Add(ColorPreservation.LuminanceInputs(content, style)),
+            ColorPreservationMode.Histogram => (content, pre.Add(ColorPreservation.MatchColorHistogram(style, content))),
             _ => (content, style),
         };
-        Func<Tensor, Tensor> post = options.PreserveColor == ColorPreservation.Luminance
-            ? img => Imaging.ColorPreservation.Recombine(img, content)
+        Func<Tensor, Tensor> post = options.PreserveColor == ColorPreservationMode.Luminance
+            ? img => ColorPreservation.Recombine(img, content)
             : img => img.clone();
         Action<int, Tensor>? snap = snapshot is null ? null : (i, img) =>
         {
