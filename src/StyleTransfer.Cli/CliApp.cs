@@ -257,13 +257,15 @@ public static class CliApp
         public readonly Option<string> Sizes = new("--sizes") { Description = "Comma-separated square sizes in pixels", DefaultValueFactory = _ => "256,512" };
         public readonly Option<int> Iterations = new("--iterations", "-n") { Description = "Timed iterations per size (after one warm-up)", DefaultValueFactory = _ => 10 };
         public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
-        public readonly Option<double?> PeakGflops = new("--peak-gflops") { Description = "fp32 peak to compare against (default: estimated from /proc/cpuinfo)" };
+        public readonly Option<double?> PeakGflops = new("--peak-gflops") { Description = "fp32 peak to compare against (default: estimated from /proc/cpuinfo; none on CUDA)" };
+        public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        public readonly Option<string> Precision = new Option<string>("--precision") { Description = "Network arithmetic: fp32, bf16 or fp16 (CUDA)", DefaultValueFactory = _ => "fp32" }.AcceptOnlyFromAmong("fp32", "bf16", "fp16");
 
         public BenchCommand()
         {
             Command = new Command("bench", "Time style-transfer iterations (random full-width weights): one machine-readable line per size")
             {
-                Network, Sizes, Iterations, Threads, PeakGflops,
+                Network, Sizes, Iterations, Threads, PeakGflops, Device, Precision,
             };
         }
 
@@ -292,7 +294,13 @@ public static class CliApp
             stdout.WriteLine($"# libtorch {TorchRuntime.EnsureLoaded()}, {TorchSharp.torch.get_num_threads()} thread(s), {Environment.ProcessorCount} core(s); peak {p.GetValue(PeakGflops) ?? Diagnostics.Benchmark.EstimatePeakGflops():F0} GFLOP/s assumed");
             foreach (int size in sizes)
             {
-                stdout.WriteLine(Diagnostics.Benchmark.Run(p.GetValue(Network)!, size, iterations, p.GetValue(PeakGflops)));
+                stdout.WriteLine(Diagnostics.Benchmark.Run(
+                    p.GetValue(Network)!,
+                    size,
+                    iterations,
+                    p.GetValue(PeakGflops),
+                    p.GetValue(Device)!,
+                    Enum.Parse<Networks.Precision>(p.GetValue(Precision)!, ignoreCase: true)));
             }
 
             return ExitOk;

@@ -38,6 +38,7 @@ internal sealed class OptionSet
     public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
     public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
     public readonly Option<double> StyleScale = new("--style-scale") { Description = "Style image size relative to the output size (default 1)" };
+    public readonly Option<string> Precision = new Option<string>("--precision") { Description = "Network arithmetic: fp32, bf16 or fp16 (fp16: CUDA only); Grams, losses and the optimiser stay fp32/fp64", DefaultValueFactory = _ => "fp32" }.AcceptOnlyFromAmong("fp32", "bf16", "fp16");
     public readonly Option<string> Padding = new Option<string>("--padding") { Description = "Padding of the network's first convolution: zero (default) or replicate" }.AcceptOnlyFromAmong("zero", "replicate");
 
     // Pipeline options: only the stylize command itself takes them (AddPipelineTo).
@@ -48,7 +49,7 @@ internal sealed class OptionSet
     [
         Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
         Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, FeatureTransform,
-        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Padding,
+        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, Padding,
     ];
 
     /// <summary>Adds the options that only the full stylize pipeline honours (colour preservation, scales).</summary>
@@ -207,6 +208,11 @@ internal sealed class OptionSet
         if (Given(p, Scales))
         {
             o = o with { Scales = ParseScales(p.GetValue(Scales)) };
+        }
+
+        if (start is null || Given(p, Precision))
+        {
+            o = o with { Precision = Enum.Parse<Precision>(p.GetValue(Precision)!, ignoreCase: true) };
         }
 
         return (start is null

@@ -194,6 +194,9 @@ public sealed record StyleTransferOptions
         }
     }
 
+    /// <summary>Arithmetic of the feature network (Grams, losses and the optimiser stay fp32/fp64).</summary>
+    public Precision Precision { get; init; } = Precision.Fp32;
+
     /// <summary>The effective step size.</summary>
     public double EffectiveLearningRate => LearningRate ?? (Optimizer == OptimizerKind.Lbfgs ? 1.0 : 0.02);
 
@@ -254,6 +257,9 @@ public sealed record StyleTransferOptions
             Require(smallest >= MinScaleSize, $"--scales {Scales} starts at {smallest} px, below {MinScaleSize}; at most {Math.Max(1, most)} scale(s) fit --size {Size}");
         }
 
+        Require(
+            Precision != Precision.Fp16 || Device.Trim().StartsWith("cuda", StringComparison.OrdinalIgnoreCase),
+            "--precision fp16 needs --device cuda (libtorch has no fast fp16 convolutions on the CPU); use --precision bf16");
         return this;
     }
 

@@ -64,8 +64,30 @@ public sealed class CliTests : IDisposable
         Assert.Equal(CliApp.ExitOk, code);
         string[] lines = stdout.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(3, lines.Length);
-        Assert.Matches(@"^bench vgg19 32 ms=[0-9.]+ min_ms=[0-9.]+ gflop_per_iter=[0-9.]+ gflops=[0-9.]+ peak_frac=[0-9.]+ peak_gflops=100 rss_mb=\d+ iters=1$", lines[1]);
+        Assert.Matches(@"^bench vgg19 32 ms=[0-9.]+ min_ms=[0-9.]+ gflop_per_iter=[0-9.]+ gflops=[0-9.]+ peak_frac=[0-9.]+ peak_gflops=100 rss_mb=\d+ iters=1 device=cpu precision=fp32$", lines[1]);
         Assert.StartsWith("bench vgg19 48 ", lines[2]);
+    }
+
+    [Fact]
+    public void BenchTimesResNet18InBf16()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliApp.Run(["bench", "--network", "resnet18", "--sizes", "64", "-n", "1", "--precision", "bf16"], stdout, stderr);
+        Assert.Equal("", stderr.ToString());
+        Assert.Equal(CliApp.ExitOk, code);
+        Assert.Matches(@"(?m)^bench resnet18 64 ms=[0-9.]+ .* iters=1 device=cpu precision=bf16$", stdout.ToString());
+    }
+
+    [Fact]
+    public void TheConvolutionFlopsCountedFromRealShapesEqualTheVgg19Arithmetic()
+    {
+        using var net = Networks.Vgg19.CreateRandom(Networks.PoolingMode.Avg, seed: 1);
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var noGrad = TorchSharp.torch.no_grad();
+        using var image = TorchSharp.torch.zeros(1, 3, 64, 48);
+        double counted = 2 * Diagnostics.ConvFlopCounter.Measure(() => net.Extract(image, ["relu4_2", "relu5_1"])) / 1e9;
+        Assert.Equal(Diagnostics.Benchmark.Vgg19ConvGflop(net.Widths, 64, 48, ["relu4_2", "relu5_1"]), counted, 9);
     }
 
     [Fact]

@@ -296,7 +296,7 @@ public sealed class ExperimentTests(ITestOutputHelper output)
 
         public Device Device => inner.Device;
 
-        public void MoveTo(Device device) => inner.MoveTo(device);
+        public void MoveTo(Device device, ScalarType? dtype = null) => inner.MoveTo(device, dtype);
 
         public Dictionary<string, Tensor> Extract(Tensor image, IReadOnlyCollection<string> taps)
         {

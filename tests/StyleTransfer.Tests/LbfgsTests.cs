@@ -13,9 +13,11 @@ namespace StyleTransfer.Tests;
 public sealed class LbfgsTests
 {
     [Theory]
-    [InlineData("plain", false)]
-    [InlineData("strong_wolfe", true)]
-    public void TrajectoryMatchesPyTorch(string mode, bool strongWolfe)
+    [InlineData("plain", false, false)]
+    [InlineData("strong_wolfe", true, false)]
+    [InlineData("plain", false, true)]
+    [InlineData("strong_wolfe", true, true)]
+    public void TrajectoryMatchesPyTorch(string mode, bool strongWolfe, bool deviceResident)
     {
         TorchRuntime.EnsureLoaded();
         using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(TestPaths.Fixture("lbfgs_reference.json")));
@@ -25,7 +27,7 @@ public sealed class LbfgsTests
 
         using var scope = torch.NewDisposeScope();
         Tensor x = torch.tensor(start, new long[] { 1, 3, 4, 4 }, dtype: ScalarType.Float64).requires_grad_(true);
-        using var lbfgs = new Lbfgs(x, lr: 1, historySize: 100, strongWolfe: strongWolfe);
+        using var lbfgs = new Lbfgs(x, lr: 1, historySize: 100, strongWolfe: strongWolfe) { DeviceResidentTwoLoop = deviceResident };
         double Closure()
         {
             using var s = torch.NewDisposeScope();

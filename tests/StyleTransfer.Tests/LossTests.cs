@@ -57,6 +57,26 @@ public sealed class LossTests
     }
 
     [Fact]
+    public void SoftmaxTransformMatchesAFloat64SoftmaxOnAMillionEntriesValuesAndGradient()
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor f = (torch.randn(new long[] { 1, 64, 128, 128 }, generator: new Generator(5)) * 20).relu_().requires_grad_(true);
+        Tensor w = torch.rand(new long[] { 1, 64, 128, 128 }, generator: new Generator(6));
+        Tensor s = FeatureTransform.Apply(f, FeatureTransformKind.Softmax, 10.0);
+        (s * w).sum().backward();
+        Tensor g = f.grad!.clone();
+        f.grad!.zero_();
+
+        Tensor f64 = f.to(ScalarType.Float64);
+        Tensor reference = (f64.reshape(1, -1) / 10.0).softmax(1).mul(f.numel()).reshape(f.shape);
+        (reference * w.to(ScalarType.Float64)).sum().backward();
+        double valueErr = (s.to(ScalarType.Float64) - reference).abs().max().ToDouble() / reference.abs().max().ToDouble();
+        double gradErr = (g.to(ScalarType.Float64) - f.grad!).abs().max().ToDouble() / f.grad!.abs().max().ToDouble();
+        Assert.True(valueErr < 1e-6, $"values differ from the float64 softmax by {valueErr:E2}");
+        Assert.True(gradErr < 1e-5, $"gradients differ from the float64 softmax's by {gradErr:E2}");
+    }
+
+    [Fact]
     public void TheNetworkIsChosenByTheWeightsFileOrWhatIsInstalled()
     {
         Assert.Equal("resnet18", NetworkFactory.ChooseDefault("model.onnx"));

@@ -72,7 +72,9 @@ public sealed class PipelineTests(ITestOutputHelper output)
         using Tensor yiqContent = ColorPreservation.ToYiq(content);
 
         // Pixels whose recombined colour fell outside the RGB cube were clamped, which moves chroma:
-        // compare where it did not.
+        // compare where it did not. There the error is 0, not just below 1/255: YIQ's inverse adds a
+        // luminance change equally to R, G and B, so an 8-bit content pixel moves by the same whole
+        // number of levels in every channel, and I and Q (rows summing to 0) do not change.
         using Tensor unclamped = ColorPreservation.FromYiq(torch.cat([yiqOut.narrow(1, 0, 1), yiqContent.narrow(1, 1, 2)], 1));
         using Tensor inGamut = ((unclamped >= -0.5 / 255) & (unclamped <= 1 + (0.5 / 255))).all(1);
         using Tensor chromaError = (yiqOut.narrow(1, 1, 2) - yiqContent.narrow(1, 1, 2)).abs().amax([1]);

@@ -8,42 +8,68 @@ using static TorchSharp.torch;
 namespace StyleTransfer.Diagnostics;
 
 /// <summary>One measured case: median time per optimiser iteration and what it achieves.</summary>
-public sealed record BenchResult(string Network, int Size, int Iterations, double MedianMs, double MinMs, double Gflop, double Gflops, double PeakFraction, double PeakGflops, long RssMb)
+/// <param name="RssMb">Peak resident memory of the process at the end.</param>
+/// <param name="RssAt50Mb">Peak resident memory after timed iteration 50 (runs of 50 or more), to check that memory stays flat.</param>
+public sealed record BenchResult(string Network, int Size, int Iterations, double MedianMs, double MinMs, double Gflop, double Gflops, double PeakFraction, double PeakGflops, long RssMb, string Device = "cpu", Precision Precision = Precision.Fp32, long? RssAt50Mb = null)
 {
     /// <summary>One machine-readable line: <c>bench vgg19 512 ms=… gflops=… peak_frac=… rss_mb=…</c>.</summary>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"bench {Network} {Size} ms={MedianMs:F1} min_ms={MinMs:F1} gflop_per_iter={Gflop:F1} gflops={Gflops:F1} peak_frac={PeakFraction:F2} peak_gflops={PeakGflops:F0} rss_mb={RssMb} iters={Iterations}");
+        $"bench {Network} {Size} ms={MedianMs:F1} min_ms={MinMs:F1} gflop_per_iter={Gflop:F1} gflops={Gflops:F1} peak_frac={PeakFraction:F2} peak_gflops={PeakGflops:F0} rss_mb={RssMb}{(RssAt50Mb is { } r50 ? $" rss50_mb={r50}" : "")} iters={Iterations} device={Device} precision={Precision.ToString().ToLowerInvariant()}");
 }
 
 /// <summary>
-/// Times full style-transfer iterations (forward to the deepest tap, the paper's losses, backward
-/// to the pixels, one L-BFGS step) on a square random image with random full-width weights.
+/// Times full style-transfer iterations (forward to the deepest tap, the network's default losses,
+/// backward to the pixels, one L-BFGS step without line search, so one evaluation per iteration)
+/// on a square random image: VGG-19 with random full-width weights (the paper's layers), ResNet-18
+/// with its bundled weights (its default recipe, SWAG softmax included).
 /// </summary>
 public static class Benchmark
 {
+    /// <summary>The networks <see cref="Run"/> knows.</summary>
+    public static readonly IReadOnlyList<string> Networks = ["vgg19", "resnet18"];
+
     /// <summary>Runs one case; the first iteration is a warm-up and is not counted.</summary>
-    public static BenchResult Run(string network, int size, int iterations, double? peakGflops = null)
+    public static BenchResult Run(string network, int size, int iterations, double? peakGflops = null, string device = "cpu", Precision precision = Precision.Fp32)
     {
-        if (network != "vgg19")
+        if (!Networks.Contains(network))
         {
-            throw new StyleTransferException($"bench: network '{network}' is not benchmarked yet (known: vgg19)");
+            throw new StyleTransferException($"bench: network '{network}' is not benchmarked (known: {string.Join(", ", Networks)})");
         }
 
         TorchRuntime.EnsureLoaded();
+        Device dev = TorchRuntime.ResolveDevice(device);
+        StyleTransferOptions options = NetworkFactory.DefaultOptions(network) with
+        {
+            Size = size,
+            Iterations = iterations + 1,
+            Seed = 3,
+            LineSearch = false,
+            Device = device,
+            Precision = precision,
+        };
+        options.Validate();
         using var scope = torch.NewDisposeScope();
-        using Vgg19 net = Vgg19.CreateRandom(PoolingMode.Avg, seed: 1);
+        using IFeatureNetwork net = network == "vgg19"
+            ? MixedPrecisionNetwork.Wrap(PrepareRandomVgg(dev), precision)
+            : NetworkFactory.Create(options, dev);
         using var gen = new Generator(2);
         Tensor content = torch.rand(new long[] { 1, 3, size, size }, generator: gen);
         Tensor style = torch.rand(new long[] { 1, 3, size, size }, generator: gen);
-        var options = new StyleTransferOptions { Size = size, Iterations = iterations + 1, Seed = 3 }.Validate();
         var times = new List<double>();
         TimeSpan last = TimeSpan.Zero;
+        long? rssAt50 = null;
         var progress = new Recorder(r =>
         {
             if (r.Iteration > 1)
             {
                 times.Add((r.Elapsed - last).TotalMilliseconds);
+            }
+
+            if (r.Iteration == 51)
+            {
+                using var self = Process.GetCurrentProcess();
+                rssAt50 = self.PeakWorkingSet64 / (1024 * 1024);
             }
 
             last = r.Elapsed;
@@ -54,11 +80,25 @@ public static class Benchmark
 
         times.Sort();
         double median = times[times.Count / 2];
-        double gflop = Vgg19ConvGflop(net.Widths, size, size, StyleTransferOptions.PaperStyleLayers.Concat(StyleTransferOptions.PaperContentLayers));
-        double peak = peakGflops ?? EstimatePeakGflops();
+        string[] taps = [.. options.ContentLayers.Union(options.StyleLayers)];
+        double gflop;
+        using (torch.no_grad())
+        {
+            using Tensor probe = torch.zeros(new long[] { 1, 3, size, size }, device: dev);
+            gflop = 2 * ConvFlopCounter.Measure(() => net.Extract(probe, taps)) / 1e9;
+        }
+
+        double peak = peakGflops ?? (dev.type == DeviceType.CPU ? EstimatePeakGflops() : double.NaN);
         double achieved = gflop / (median / 1000);
         long rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
-        return new BenchResult(network, size, iterations, median, times[0], gflop, achieved, achieved / peak, peak, rss);
+        return new BenchResult(network, size, iterations, median, times[0], gflop, achieved, achieved / peak, peak, rss, device, precision, rssAt50);
+    }
+
+    private static Vgg19 PrepareRandomVgg(Device device)
+    {
+        Vgg19 vgg = Vgg19.CreateRandom(PoolingMode.Avg, seed: 1);
+        vgg.MoveTo(device);
+        return vgg;
     }
 
     /// <summary>

@@ -33,8 +33,11 @@ public interface IFeatureNetwork : IDisposable
         }
     }
 
-    /// <summary>Moves the weights to <paramref name="device"/>.</summary>
-    void MoveTo(Device device);
+    /// <summary>
+    /// Moves the weights to <paramref name="device"/> and, when <paramref name="dtype"/> is given,
+    /// converts the floating-point ones (weights, preprocessing constants) to it.
+    /// </summary>
+    void MoveTo(Device device, ScalarType? dtype = null);
 
     /// <summary>
     /// Runs the network on <paramref name="image"/> ([1,3,H,W], RGB in [0,1], on <see cref="Device"/>;

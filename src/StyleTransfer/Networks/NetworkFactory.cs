@@ -184,15 +184,27 @@ public static class NetworkFactory
         }
     }
 
-    /// <summary>Loads the network the options name, with its weights and first-convolution padding, on <paramref name="device"/>.</summary>
+    /// <summary>
+    /// Loads the network the options name, with its weights, on <paramref name="device"/>, in the
+    /// options' precision (weight normalisation, if asked for, is done in fp32 first) and with the
+    /// options' first-convolution padding.
+    /// </summary>
     public static IFeatureNetwork Create(StyleTransferOptions options, Device device)
     {
-        IFeatureNetwork network = CreateUnpadded(options, device);
-        network.Padding = options.Padding;
-        return network;
+        IFeatureNetwork net = CreateFp32(options, device);
+        try
+        {
+            net.Padding = options.Padding;
+            return MixedPrecisionNetwork.Wrap(net, options.Precision);
+        }
+        catch
+        {
+            net.Dispose();
+            throw;
+        }
     }
 
-    private static IFeatureNetwork CreateUnpadded(StyleTransferOptions options, Device device)
+    private static IFeatureNetwork CreateFp32(StyleTransferOptions options, Device device)
     {
         switch (options.Network)
         {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using StyleTransfer.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -170,17 +171,17 @@ public sealed class ResNet18 : IFeatureNetwork
         return Build(model.Graph, modelPath, prep);
     }
 
-    public void MoveTo(Device device)
+    public void MoveTo(Device device, ScalarType? dtype = null)
     {
         foreach (Conv c in blocks.SelectMany(b => b.Convs).Prepend(stem))
         {
-            c.Weight = Move(c.Weight, device);
-            c.Bias = Move(c.Bias, device);
+            c.Weight = NetworkTensors.Move(c.Weight, device, dtype);
+            c.Bias = NetworkTensors.Move(c.Bias, device, dtype);
         }
 
-        channelIndex = Move(channelIndex, device);
-        channelScale = Move(channelScale, device);
-        offset = Move(offset, device);
+        channelIndex = NetworkTensors.Move(channelIndex, device, dtype);
+        channelScale = NetworkTensors.Move(channelScale, device, dtype);
+        offset = NetworkTensors.Move(offset, device, dtype);
         ClearResized();
     }
 
@@ -331,18 +332,6 @@ public sealed class ResNet18 : IFeatureNetwork
 
     /// <summary>Keeps a tensor this object owns out of any dispose scope of the caller.</summary>
     private static Tensor Own(Tensor t) => t.DetachFromDisposeScope();
-
-    private static Tensor Move(Tensor t, Device device)
-    {
-        if (t.device == device)
-        {
-            return t;
-        }
-
-        Tensor moved = Own(t.to(device));
-        t.Dispose();
-        return moved;
-    }
 
     // ---- Reading the graphs ----
 
@@ -773,17 +762,17 @@ public sealed class ResNet18 : IFeatureNetwork
             long[] stride = [strideH, strideW];
             if (mode == FirstConvPadding.Replicate)
             {
-                return F.conv2d(NetworkTensors.Pad(x, pads[1], pads[3], pads[0], pads[2], mode), Weight, Bias, strides: stride);
+                return ConvFlopCounter.Count(F.conv2d(NetworkTensors.Pad(x, pads[1], pads[3], pads[0], pads[2], mode), Weight, Bias, strides: stride), Weight);
             }
 
             if (pads[2] <= pads[0] && pads[3] <= pads[1])
             {
-                Tensor y = F.conv2d(x, Weight, Bias, strides: stride, padding: [pads[0], pads[1]]);
+                Tensor y = ConvFlopCounter.Count(F.conv2d(x, Weight, Bias, strides: stride, padding: [pads[0], pads[1]]), Weight);
                 return Crop(y, oh, ow);
             }
 
             Tensor padded = F.pad(x, [pads[1], pads[3], pads[0], pads[2]]);
-            return F.conv2d(padded, Weight, Bias, strides: stride);
+            return ConvFlopCounter.Count(F.conv2d(padded, Weight, Bias, strides: stride), Weight);
         }
 
         private static Tensor Convert(Tensor t)

@@ -162,15 +162,15 @@ public sealed class ResNet50 : IFeatureNetwork
         return new ResNet50(stem, [.. blocks]);
     }
 
-    public void MoveTo(Device device)
+    public void MoveTo(Device device, ScalarType? dtype = null)
     {
         foreach (FoldedConv c in AllConvs())
         {
-            c.MoveTo(device);
+            c.MoveTo(device, dtype);
         }
 
-        mean = NetworkTensors.Move(mean, device);
-        std = NetworkTensors.Move(std, device);
+        mean = NetworkTensors.Move(mean, device, dtype);
+        std = NetworkTensors.Move(std, device, dtype);
     }
 
     public Dictionary<string, Tensor> Extract(Tensor image, IReadOnlyCollection<string> requested)

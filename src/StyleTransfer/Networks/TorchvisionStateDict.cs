@@ -1,3 +1,4 @@
+using StyleTransfer.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -138,17 +139,17 @@ internal sealed class FoldedConv(Tensor weight, Tensor bias)
     public long Kernel => Weight.shape[2];
 
     public Tensor Apply(Tensor x, long stride = 1, long padding = 0) =>
-        F.conv2d(x, Weight, Bias, strides: [stride, stride], padding: [padding, padding]);
+        ConvFlopCounter.Count(F.conv2d(x, Weight, Bias, strides: [stride, stride], padding: [padding, padding]), Weight);
 
     /// <summary>The convolution with <paramref name="padding"/> filled as <paramref name="mode"/> says (replicate: the edge pixels repeated).</summary>
     public Tensor Apply(Tensor x, long stride, long padding, FirstConvPadding mode) => mode == FirstConvPadding.Replicate && padding > 0
-        ? F.conv2d(NetworkTensors.Pad(x, padding, padding, padding, padding, mode), Weight, Bias, strides: [stride, stride])
+        ? ConvFlopCounter.Count(F.conv2d(NetworkTensors.Pad(x, padding, padding, padding, padding, mode), Weight, Bias, strides: [stride, stride]), Weight)
         : Apply(x, stride, padding);
 
-    public void MoveTo(Device device)
+    public void MoveTo(Device device, ScalarType? dtype = null)
     {
-        Weight = NetworkTensors.Move(Weight, device);
-        Bias = NetworkTensors.Move(Bias, device);
+        Weight = NetworkTensors.Move(Weight, device, dtype);
+        Bias = NetworkTensors.Move(Bias, device, dtype);
     }
 
     public void Dispose()
@@ -178,15 +179,19 @@ internal static class NetworkTensors
     public static readonly float[] ImageNetMean = [0.485f, 0.456f, 0.406f];
     public static readonly float[] ImageNetStd = [0.229f, 0.224f, 0.225f];
 
-    /// <summary>Moves <paramref name="t"/> to <paramref name="device"/>, disposing the old copy.</summary>
-    public static Tensor Move(Tensor t, Device device)
+    /// <summary>
+    /// Moves <paramref name="t"/> to <paramref name="device"/> and, if it is floating point and
+    /// <paramref name="dtype"/> is given, converts it; disposes the old copy when a new one is made.
+    /// </summary>
+    public static Tensor Move(Tensor t, Device device, ScalarType? dtype = null)
     {
-        if (t.device == device)
+        ScalarType target = dtype is { } d && t.is_floating_point() ? d : t.dtype;
+        if (t.device == device && t.dtype == target)
         {
             return t;
         }
 
-        Tensor moved = t.to(device).DetachFromDisposeScope();
+        Tensor moved = t.to(target, device).DetachFromDisposeScope();
         t.Dispose();
         return moved;
     }

@@ -1,3 +1,4 @@
+using StyleTransfer.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -149,16 +150,16 @@ public sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
         return new Vgg19(w, b, pooling);
     }
 
-    public void MoveTo(Device device)
+    public void MoveTo(Device device, ScalarType? dtype = null)
     {
         for (int i = 0; i < weights.Length; i++)
         {
-            weights[i] = Move(weights[i], device);
-            biases[i] = Move(biases[i], device);
+            weights[i] = NetworkTensors.Move(weights[i], device, dtype);
+            biases[i] = NetworkTensors.Move(biases[i], device, dtype);
         }
 
-        mean = Move(mean, device);
-        std = Move(std, device);
+        mean = NetworkTensors.Move(mean, device, dtype);
+        std = NetworkTensors.Move(std, device, dtype);
     }
 
     public Dictionary<string, Tensor> Extract(Tensor image, IReadOnlyCollection<string> requested)
@@ -182,9 +183,11 @@ public sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
         {
             for (int k = 0; k < BlockSizes[block] && tapIndex <= deepest; k++, conv++)
             {
-                x = conv == 0 && Padding == FirstConvPadding.Replicate
-                    ? F.conv2d(NetworkTensors.Pad(x, 1, 1, 1, 1, Padding), weights[conv], biases[conv])
-                    : F.conv2d(x, weights[conv], biases[conv], padding: [1, 1]);
+                x = ConvFlopCounter.Count(
+                    conv == 0 && Padding == FirstConvPadding.Replicate
+                        ? F.conv2d(NetworkTensors.Pad(x, 1, 1, 1, 1, Padding), weights[conv], biases[conv])
+                        : F.conv2d(x, weights[conv], biases[conv], padding: [1, 1]),
+                    weights[conv]);
                 bool keepConv = Keep(requested, result, taps[tapIndex++], x);
 
                 // In place when the pre-activation is not a tap: saves one activation per layer.
@@ -240,18 +243,6 @@ public sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
 
         result[name] = x;
         return true;
-    }
-
-    private static Tensor Move(Tensor t, Device device)
-    {
-        if (t.device == device)
-        {
-            return t;
-        }
-
-        Tensor moved = t.to(device);
-        t.Dispose();
-        return moved;
     }
 
     private Tensor Pool(Tensor x) => Pooling == PoolingMode.Avg

@@ -38,7 +38,16 @@ public sealed class Lbfgs : IDisposable
         this.strongWolfe = strongWolfe;
         this.toleranceGrad = toleranceGrad;
         this.toleranceChange = toleranceChange;
+        DeviceResidentTwoLoop = parameters.device.type != DeviceType.CPU;
     }
+
+    /// <summary>
+    /// Keeps the two-loop recursion's scalars in 0-dim tensors on the parameters' device instead of
+    /// reading each back to the host: two fewer host round trips per stored pair (200 per iteration
+    /// with the default memory), which on a GPU cost more than the arithmetic. Float32 scalars, as in
+    /// PyTorch; on by default off the CPU. On the CPU the double-precision form is kept.
+    /// </summary>
+    internal bool DeviceResidentTwoLoop { get; init; }
 
     /// <summary>Objective evaluations so far (line-search trials included).</summary>
     public int Evaluations { get; private set; }
@@ -280,6 +289,11 @@ public sealed class Lbfgs : IDisposable
     /// <summary>The two-loop recursion: an approximation of −H⁻¹g from the stored pairs.</summary>
     private Tensor TwoLoop(Tensor g)
     {
+        if (DeviceResidentTwoLoop)
+        {
+            return TwoLoopOnDevice(g);
+        }
+
         using var scope = torch.NewDisposeScope();
         var al = new double[history.Count];
         Tensor q = g.neg();
@@ -294,6 +308,28 @@ public sealed class Lbfgs : IDisposable
         {
             double be = history[i].Y.dot(r).ToDouble() * history[i].Rho;
             r.add_(history[i].S, alpha: al[i] - be);
+        }
+
+        return r.MoveToOuterDisposeScope();
+    }
+
+    /// <summary><see cref="TwoLoop"/> without host synchronisation (see <see cref="DeviceResidentTwoLoop"/>).</summary>
+    private Tensor TwoLoopOnDevice(Tensor g)
+    {
+        using var scope = torch.NewDisposeScope();
+        var al = new Tensor[history.Count];
+        Tensor q = g.neg();
+        for (int i = history.Count - 1; i >= 0; i--)
+        {
+            al[i] = history[i].S.dot(q).mul_(history[i].Rho);
+            q.addcmul_(history[i].Y, al[i], value: -1);
+        }
+
+        Tensor r = q.mul_(hDiag);
+        for (int i = 0; i < history.Count; i++)
+        {
+            Tensor be = history[i].Y.dot(r).mul_(history[i].Rho);
+            r.addcmul_(history[i].S, al[i] - be, value: 1);
         }
 
         return r.MoveToOuterDisposeScope();

@@ -1,0 +1,105 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StyleTransfer.Networks;
+
+/// <summary>Arithmetic precision of the feature network's convolutions.</summary>
+public enum Precision
+{
+    /// <summary>float32 throughout.</summary>
+    Fp32,
+
+    /// <summary>bfloat16 weights and activations; Grams, losses and the optimiser stay in float32/float64.</summary>
+    Bf16,
+
+    /// <summary>float16 weights and activations (CUDA); Grams, losses and the optimiser stay in float32/float64.</summary>
+    Fp16,
+}
+
+/// <summary>
+/// Runs a network in reduced precision and/or channels-last layout. In reduced precision its weights
+/// are converted once, the image is converted on the way in (the conversion passes gradients back
+/// to the float32 pixels unchanged), and every tap comes back as float32, so Grams, losses and the
+/// optimiser never see the lower precision: what PyTorch's autocast does for convolutions, without
+/// the per-call weight casts. Channels-last hands the network an NHWC-strided image; libtorch's
+/// oneDNN convolutions keep that layout through the network, which spares them a reorder of every
+/// activation in and out of their blocked format (TorchSharp has no memory_format argument; a
+/// permute-copy-permute gives the same strides).
+/// </summary>
+public sealed class MixedPrecisionNetwork : IFeatureNetwork
+{
+    private readonly IFeatureNetwork inner;
+
+    /// <summary>Takes ownership of <paramref name="inner"/> and converts its weights to <paramref name="dtype"/>.</summary>
+    public MixedPrecisionNetwork(IFeatureNetwork inner, ScalarType dtype, bool channelsLast = false)
+    {
+        this.inner = inner;
+        DType = dtype;
+        ChannelsLast = channelsLast;
+        inner.MoveTo(inner.Device, dtype);
+    }
+
+    /// <summary>The network's arithmetic type.</summary>
+    public ScalarType DType { get; }
+
+    /// <summary>Whether the image goes in NHWC-strided.</summary>
+    public bool ChannelsLast { get; }
+
+    public string Name => inner.Name;
+
+    public IReadOnlyList<string> TapNames => inner.TapNames;
+
+    public Device Device => inner.Device;
+
+    public FirstConvPadding Padding
+    {
+        get => inner.Padding;
+        set => inner.Padding = value;
+    }
+
+    /// <summary>The scalar type of a precision.</summary>
+    public static ScalarType TypeOf(Precision precision) => precision switch
+    {
+        Precision.Bf16 => ScalarType.BFloat16,
+        Precision.Fp16 => ScalarType.Float16,
+        _ => ScalarType.Float32,
+    };
+
+    /// <summary>
+    /// Whether channels-last is used on <paramref name="device"/>: on the CPU (measured faster there,
+    /// docs/performance.md); CUDA keeps libtorch's default layout (not measured).
+    /// </summary>
+    public static bool PrefersChannelsLast(Device device) =>
+        device.type == DeviceType.CPU && Environment.GetEnvironmentVariable("STYLIZE_CHANNELS_LAST") != "0";
+
+    /// <summary><paramref name="net"/> itself for fp32 in the default layout, else wrapped (and owned).</summary>
+    public static IFeatureNetwork Wrap(IFeatureNetwork net, Precision precision) =>
+        Wrap(net, precision, PrefersChannelsLast(net.Device));
+
+    /// <summary><paramref name="net"/> itself for fp32 in the default layout, else wrapped (and owned).</summary>
+    public static IFeatureNetwork Wrap(IFeatureNetwork net, Precision precision, bool channelsLast) =>
+        precision == Precision.Fp32 && !channelsLast ? net : new MixedPrecisionNetwork(net, TypeOf(precision), channelsLast);
+
+    /// <summary>Moves the weights; they keep this wrapper's precision whatever <paramref name="dtype"/> says.</summary>
+    public void MoveTo(Device device, ScalarType? dtype = null) => inner.MoveTo(device, DType);
+
+    public Dictionary<string, Tensor> Extract(Tensor image, IReadOnlyCollection<string> taps)
+    {
+        Tensor input = image.to(DType);
+        if (ChannelsLast && input.dim() == 4)
+        {
+            input = input.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+        }
+
+        Dictionary<string, Tensor> feats = inner.Extract(input, taps);
+        foreach (string tap in feats.Keys.ToList())
+        {
+            // Contiguous NCHW float32 out, whatever went in: the losses reshape freely.
+            feats[tap] = feats[tap].to(ScalarType.Float32).contiguous();
+        }
+
+        return feats;
+    }
+
+    public void Dispose() => inner.Dispose();
+}

@@ -1,0 +1,104 @@
+using StyleTransfer.Cli;
+using StyleTransfer.Networks;
+using StyleTransfer.Optimization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StyleTransfer.Tests;
+
+/// <summary>
+/// --precision: the network in bf16, Grams, losses and the optimiser in float32/float64. Measured
+/// on the narrow fixture VGG-19 (CPU; fp16 needs CUDA and is checked by scripts/gpu-check.sh).
+/// </summary>
+public sealed class PrecisionTests
+{
+    public PrecisionTests()
+    {
+        TorchRuntime.EnsureLoaded();
+        torch.set_num_threads(2);
+    }
+
+    [Fact]
+    public void Bf16TapsStayWithinTwoPercentOfFp32AndComeBackAsFloat32()
+    {
+        using var scope = torch.NewDisposeScope();
+        string[] taps = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"];
+        using Vgg19 fp32 = Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg);
+        using IFeatureNetwork bf16 = MixedPrecisionNetwork.Wrap(Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg), Precision.Bf16);
+        Tensor image = TestImages.SceneTensor(64, 48);
+        using var noGrad = torch.no_grad();
+        Dictionary<string, Tensor> a = fp32.Extract(image, taps), b = bf16.Extract(image, taps);
+        foreach (string tap in taps)
+        {
+            Assert.Equal(ScalarType.Float32, b[tap].dtype);
+            double err = (a[tap] - b[tap]).abs().max().ToDouble() / a[tap].abs().max().ToDouble();
+            Assert.True(err < 0.02, $"{tap}: bf16 differs from fp32 by {err:E2} of the largest value");
+            Assert.True(err > 0, $"{tap}: bf16 gave exactly fp32's numbers; the weights were not converted");
+        }
+    }
+
+    [Fact]
+    public void ChannelsLastGivesTheSameTapsAndGradientAsTheDefaultLayout()
+    {
+        using var scope = torch.NewDisposeScope();
+        string[] taps = ["relu1_1", "relu3_1", "relu4_2", "relu5_1"];
+        using Vgg19 plain = Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg);
+        using IFeatureNetwork nhwc = MixedPrecisionNetwork.Wrap(Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg), Precision.Fp32, channelsLast: true);
+        Assert.IsType<MixedPrecisionNetwork>(nhwc);
+        Tensor image = TestImages.SceneTensor(64, 48);
+        var grads = new List<Tensor>();
+        var feats = new List<Dictionary<string, Tensor>>();
+        foreach (IFeatureNetwork net in new IFeatureNetwork[] { plain, nhwc })
+        {
+            Tensor x = image.clone().requires_grad_(true);
+            Dictionary<string, Tensor> f = net.Extract(x, taps);
+            taps.Select(t => f[t].square().mean()).Aggregate((a, b) => a + b).backward();
+            feats.Add(f);
+            grads.Add(x.grad!);
+        }
+
+        foreach (string tap in taps)
+        {
+            Assert.True(feats[1][tap].is_contiguous(), $"{tap} comes back in NCHW order");
+            double err = (feats[0][tap] - feats[1][tap]).abs().max().ToDouble() / feats[0][tap].abs().max().ToDouble();
+            Assert.True(err < 1e-5, $"{tap}: channels-last differs by {err:E2}");
+        }
+
+        double gradErr = (grads[0] - grads[1]).abs().max().ToDouble() / grads[0].abs().max().ToDouble();
+        Assert.True(gradErr < 1e-5, $"gradient: channels-last differs by {gradErr:E2}");
+        Assert.Same(plain, MixedPrecisionNetwork.Wrap(plain, Precision.Fp32, channelsLast: false));
+    }
+
+    [Fact]
+    public void Bf16StylisationLowersTheLossLikeFp32AndTheGradientReachesFloat32Pixels()
+    {
+        StyleTransferOptions options = new StyleTransferOptions { Size = 64, Iterations = 20, Seed = 7, Threads = 2 }.Validate();
+        using Vgg19 fp32 = Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg);
+        using IFeatureNetwork bf16 = MixedPrecisionNetwork.Wrap(Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg), Precision.Bf16);
+        using Tensor content = TestImages.SceneTensor(64, 43), style = TestImages.StripesTensor(48, 48);
+        using StylizeResult a = Stylizer.Run(content, style, fp32, options);
+        using StylizeResult b = Stylizer.Run(content, style, bf16, options);
+        Assert.Equal(ScalarType.Float32, b.Image.dtype);
+        double startA = a.History[0].Total, endA = a.History[^1].Total, endB = b.History[^1].Total;
+        Assert.True(endB < b.History[0].Total / 10, $"bf16: {b.History[0].Total:E3} -> {endB:E3}, less than a tenfold cut");
+        Assert.True(Math.Abs(endB - endA) / endA < 0.25, $"bf16 ends at {endB:E3}, fp32 at {endA:E3} (from {startA:E3})");
+    }
+
+    [Fact]
+    public void Fp16OnTheCpuIsRefusedWithOneLine()
+    {
+        var e = Assert.Throws<StyleTransferException>(() => new StyleTransferOptions { Precision = Precision.Fp16 }.Validate());
+        Assert.Equal("--precision fp16 needs --device cuda (libtorch has no fast fp16 convolutions on the CPU); use --precision bf16", e.Message);
+        new StyleTransferOptions { Precision = Precision.Fp16, Device = "cuda" }.Validate();
+    }
+
+    [Fact]
+    public void TheCliRefusesAnUnknownPrecision()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliApp.Run(["a.png", "b.png", "-o", "out.png", "--precision", "fp8"], stdout, stderr);
+        Assert.Equal(CliApp.ExitBadInput, code);
+        Assert.StartsWith("error: Argument 'fp8' not recognized. Must be one of:", stderr.ToString());
+    }
+}
