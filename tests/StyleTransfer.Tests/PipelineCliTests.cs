@@ -92,7 +92,7 @@ public sealed class PipelineCliTests : IDisposable
     {
         Assert.Equal(CliApp.ExitOk, Run(content, style, "-o", dir.File("a.png"), "-n", "3", "--save-every", "2").Code);
         string ckpt = dir.File("a.ckpt");
-        AssertBad($"error: --resume: checkpoint '{ckpt}' was made with --size 32, not 40 (only -n, --save-every, --line-search, --lbfgs-history, --learning-rate, --device and --threads may change)", content, style, "--resume", ckpt, "--size", "40");
+        AssertBad($"error: --resume: checkpoint '{ckpt}' was made with --size 32, not 40 (only -n, --save-every, --line-search, --lbfgs-history, --learning-rate, --precision, --device and --threads may change)", content, style, "--resume", ckpt, "--size", "40");
         AssertBad($"error: --resume: checkpoint '{ckpt}' was made from another style image (SHA-256 differs)", content, content, "--resume", ckpt);
     }
 

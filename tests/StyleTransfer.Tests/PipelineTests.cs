@@ -265,7 +265,7 @@ public sealed class PipelineTests(ITestOutputHelper output)
 
         using Checkpoint loaded = Checkpoint.Load(path);
         var e = Assert.Throws<StyleTransferException>(() => loaded.CheckCompatible(loaded.Options with { StyleWeight = 5 }, "aa", "bb", "run.ckpt"));
-        Assert.Equal("--resume: checkpoint 'run.ckpt' was made with --style-weight 1000, not 5 (only -n, --save-every, --line-search, --lbfgs-history, --learning-rate, --device and --threads may change)", e.Message);
+        Assert.Equal("--resume: checkpoint 'run.ckpt' was made with --style-weight 1000, not 5 (only -n, --save-every, --line-search, --lbfgs-history, --learning-rate, --precision, --device and --threads may change)", e.Message);
         e = Assert.Throws<StyleTransferException>(() => loaded.CheckCompatible(loaded.Options, "cc", "bb", "run.ckpt"));
         Assert.Equal("--resume: checkpoint 'run.ckpt' was made from another content image (SHA-256 differs)", e.Message);
         loaded.CheckCompatible(loaded.Options with { Iterations = 50, LineSearch = true, Threads = 1 }, "aa", "bb", "run.ckpt");

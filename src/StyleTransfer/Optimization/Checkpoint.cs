@@ -228,7 +228,7 @@ public sealed class Checkpoint : IDisposable
             if (mine[flag] != theirs[flag])
             {
                 throw new StyleTransferException(
-                    $"--resume: checkpoint '{path}' was made with {flag} {mine[flag]}, not {theirs[flag]} (only -n, --save-every, --line-search, --lbfgs-history, --learning-rate, --device and --threads may change)");
+                    $"--resume: checkpoint '{path}' was made with {flag} {mine[flag]}, not {theirs[flag]} (only -n, --save-every, --line-search, --lbfgs-history, --learning-rate, --precision, --device and --threads may change)");
             }
         }
 
