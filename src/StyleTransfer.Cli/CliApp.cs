@@ -56,7 +56,9 @@ public static class CliApp
 
         return Guarded(stderr, () =>
         {
-            StyleTransferOptions options = cli.Options.Build(parsed);
+            string? resumePath = parsed.GetValue(cli.Resume);
+            using Checkpoint? resume = resumePath is null ? null : LoadCheckpoint(resumePath);
+            StyleTransferOptions options = cli.Options.Build(parsed, start: resume?.Options);
             string content = parsed.GetRequiredValue(cli.Content);
             string[] styles = parsed.GetRequiredValue(cli.Style);
             string output = parsed.GetRequiredValue(cli.Output);
@@ -74,7 +76,7 @@ public static class CliApp
             }
 
             inputs["output"] = output;
-            return Stylize(content, styles, output, options, stdout, interactive, cancellation, result =>
+            return Stylize(content, styles, output, options, stdout, interactive, cancellation, resume, resumePath, result =>
                 cli.Outputs.Write(parsed, "stylize", inputs, options, [LoggedRun.From("stylize", 0, 0, options, result)], stdout));
         });
     }
@@ -126,16 +128,34 @@ public static class CliApp
 
     private static bool IsHelp(ParseResult parsed) => parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?" or "--version");
 
-    private static int Stylize(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation, Action<StylizeResult> written)
+    /// <summary>Reads a --resume checkpoint; libtorch must be loaded to make its tensors.</summary>
+    private static Checkpoint LoadCheckpoint(string path)
+    {
+        TorchRuntime.EnsureLoaded();
+        return Checkpoint.Load(path);
+    }
+
+    private static int Stylize(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation, Checkpoint? resume, string? resumePath, Action<StylizeResult> written)
     {
         string version = TorchRuntime.EnsureLoaded();
         string pooling = options.Network == "vgg19" ? $", {options.Pooling.ToString().ToLowerInvariant()} pooling" : "";
         stdout.WriteLine($"stylize: {options.Network} ({NetworkFactory.Describe(options)}){pooling}, libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
 
+        IReadOnlyList<int> sizes = options.ScaleSizes;
+        if (sizes.Count > 1)
+        {
+            stdout.WriteLine($"scales: {string.Join(", ", sizes)} px (long edge); iterations {string.Join(", ", sizes.Select((_, k) => options.IterationsAtScale(k, sizes.Count)))}");
+        }
+
+        if (resume != null)
+        {
+            stdout.WriteLine($"resuming from {resumePath} at iteration {resume.Iteration} (scale {resume.Scale + 1}), seed {resume.Seed}");
+        }
+
         using var cts = new CtrlC(cancellation);
         StylizeResult result = interactive
-            ? RunWithProgressBar(content, style, output, options, cts.Token)
-            : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), cts.Token);
+            ? RunWithProgressBar(content, style, output, options, cts.Token, resume, resumePath)
+            : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), cts.Token, resume, resumePath);
         using (result)
         {
             IterationReport? last = result.History.LastOrDefault();
@@ -146,7 +166,9 @@ public static class CliApp
             written(result);
             if (result.Cancelled)
             {
-                stdout.WriteLine("stopped early (Ctrl-C): the image so far was written");
+                stdout.WriteLine(options.SaveEvery > 0
+                    ? $"stopped early (Ctrl-C): the image so far was written, and a checkpoint: continue with --resume {Checkpoint.PathFor(output)}"
+                    : "stopped early (Ctrl-C): the image so far was written");
                 return ExitCancelled;
             }
 
@@ -154,7 +176,7 @@ public static class CliApp
         }
     }
 
-    private static StylizeResult RunWithProgressBar(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, CancellationToken cancellation)
+    private static StylizeResult RunWithProgressBar(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, CancellationToken cancellation, Checkpoint? resume, string? resumePath)
     {
         StylizeResult? result = null;
         AnsiConsole.Progress()
@@ -162,16 +184,18 @@ public static class CliApp
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
-                ProgressTask task = ctx.AddTask("preparing", maxValue: options.Iterations);
+                ProgressTask task = ctx.AddTask("preparing", maxValue: options.TotalIterations);
                 var progress = new SyncProgress(r =>
                 {
                     task.Value = r.Iteration;
-                    task.Description = $"iter {r.Iteration}/{r.Iterations} loss {G(r.Total)} content {G(r.Content)} style {G(r.Style)}";
+                    task.Description = $"{ScaleLabel(r)}iter {r.Iteration}/{r.Iterations} loss {G(r.Total)} content {G(r.Content)} style {G(r.Style)}";
                 });
-                result = Stylizer.StylizeFiles(content, style, output, options, progress, cancellation);
+                result = Stylizer.StylizeFiles(content, style, output, options, progress, cancellation, resume, resumePath);
             });
         return result!;
     }
+
+    private static string ScaleLabel(IterationReport r) => r.Scales > 1 ? $"scale {r.Scale}/{r.Scales} " : "";
 
     internal static string G(double v) => v.ToString("0.###e+0", CultureInfo.InvariantCulture);
 
@@ -188,7 +212,7 @@ public static class CliApp
             double perIteration = r.Elapsed.TotalSeconds / r.Iteration;
             TimeSpan eta = TimeSpan.FromSeconds(perIteration * (r.Iterations - r.Iteration));
             writer.WriteLine(
-                $"iter {r.Iteration}/{r.Iterations}  loss {G(r.Total)}  content {G(r.Content)}  style {G(r.Style)}  {r.Elapsed.TotalSeconds:F1} s  eta {eta:hh\\:mm\\:ss}");
+                $"{ScaleLabel(r)}iter {r.Iteration}/{r.Iterations}  loss {G(r.Total)}  content {G(r.Content)}  style {G(r.Style)}  {r.Elapsed.TotalSeconds:F1} s  eta {eta:hh\\:mm\\:ss}");
         }
     }
 
@@ -203,12 +227,13 @@ public static class CliApp
         public readonly Argument<string> Content = new("CONTENT") { Description = "Content image (the photograph)" };
         public readonly Argument<string[]> Style = new("STYLE") { Description = "Style image(s) (the painting; several are blended, see --style-blend and --mask)", Arity = ArgumentArity.OneOrMore };
         public readonly Option<string> Output = new("--output", "-o") { Description = "Output image, .png or .jpg", Required = true };
+        public readonly Option<string?> Resume = new("--resume") { Description = "Continue from a checkpoint (OUT.ckpt, written with --save-every); the same CONTENT and STYLE, options from the checkpoint unless given" };
 
         public Definition()
         {
             Root = new RootCommand("Repaint a photograph in the style of a painting (Gatys, Ecker & Bethge, CVPR 2016).")
             {
-                Content, Style, Output, Bench.Command, Models,
+                Content, Style, Output, Resume, Bench.Command, Models,
             };
             foreach (Command experiment in Experiments.Commands)
             {
@@ -217,6 +242,7 @@ public static class CliApp
 
             Options.AddTo(Root);
             Styles.AddTo(Root);
+            Options.AddPipelineTo(Root);
             Outputs.AddTo(Root);
 
             // Dispatch is done by CliApp.Run; an action here only tells the parser that the root

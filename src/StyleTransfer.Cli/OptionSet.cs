@@ -40,13 +40,25 @@ internal sealed class OptionSet
     public readonly Option<double> StyleScale = new("--style-scale") { Description = "Style image size relative to the output size (default 1)" };
     public readonly Option<string> Precision = new Option<string>("--precision") { Description = "Network arithmetic: fp32, bf16 or fp16 (fp16: CUDA only); Grams, losses and the optimiser stay fp32/fp64", DefaultValueFactory = _ => "fp32" }.AcceptOnlyFromAmong("fp32", "bf16", "fp16");
     public readonly Option<string> StyleLoss = new Option<string>("--style-loss") { Description = "Style statistic: gram (the paper) or w2 (Wasserstein-2 between Gaussian fits of the features) (default gram)" }.AcceptOnlyFromAmong("gram", "w2");
+    public readonly Option<string> Padding = new Option<string>("--padding") { Description = "Padding of the network's first convolution: zero (default) or replicate" }.AcceptOnlyFromAmong("zero", "replicate");
+
+    // Pipeline options: only the stylize command itself takes them (AddPipelineTo).
+    public readonly Option<string> PreserveColor = new Option<string>("--preserve-color") { Description = "Keep the content's colours: none (default), luminance (transfer on luminance, content chroma) or histogram (style recoloured to the content's colour mean and covariance)" }.AcceptOnlyFromAmong("none", "luminance", "histogram");
+    public readonly Option<string> Scales = new("--scales") { Description = "Coarse to fine: auto (from about 128 px, ×√2 per scale, up to --size) or a number of scales (default 1)" };
 
     public IEnumerable<Option> All =>
     [
         Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
         Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, FeatureTransform,
-        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss,
+        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss, Padding,
     ];
+
+    /// <summary>Adds the options that only the full stylize pipeline honours (colour preservation, scales).</summary>
+    public void AddPipelineTo(Command command)
+    {
+        command.Add(PreserveColor);
+        command.Add(Scales);
+    }
 
     /// <summary>Adds the options to <paramref name="command"/>, less those in <paramref name="except"/> (which the command replaces or fixes).</summary>
     public void AddTo(Command command, params Option[] except)
@@ -58,17 +70,32 @@ internal sealed class OptionSet
     }
 
     /// <summary>The network's defaults, overridden by what was typed; validated. <paramref name="size"/> stands in for --size where a command parses its own.</summary>
-    public StyleTransferOptions Build(ParseResult p, int? size = null)
+    /// <remarks><paramref name="start"/> (a checkpoint's options) replaces the network's defaults: then only what was typed changes.</remarks>
+    public StyleTransferOptions Build(ParseResult p, int? size = null, StyleTransferOptions? start = null)
     {
         string? weights = p.GetValue(Weights);
-        string network = p.GetValue(Network) ?? NetworkFactory.ChooseDefault(weights);
+        string network = p.GetValue(Network) ?? start?.Network ?? NetworkFactory.ChooseDefault(weights);
         if (!NetworkFactory.Names.Contains(network))
         {
             throw new StyleTransferException($"unknown network '{network}' (known: {string.Join(", ", NetworkFactory.Names)})");
         }
 
-        StyleTransferOptions o = NetworkFactory.DefaultOptions(network) with { WeightsPath = weights };
-        o = o with { Size = size ?? p.GetValue(Size), Device = p.GetValue(Device)!, Threads = p.GetValue(Threads), Seed = p.GetValue(Seed) };
+        StyleTransferOptions o;
+        if (start is null)
+        {
+            o = NetworkFactory.DefaultOptions(network) with { WeightsPath = weights };
+            o = o with { Size = size ?? p.GetValue(Size), Device = p.GetValue(Device)!, Threads = p.GetValue(Threads), Seed = p.GetValue(Seed) };
+        }
+        else
+        {
+            o = start with { Network = network, WeightsPath = weights ?? start.WeightsPath };
+            o = Given(p, Size) ? o with { Size = p.GetValue(Size) } : o;
+            o = Given(p, Device) ? o with { Device = p.GetValue(Device)! } : o;
+            o = Given(p, Threads) ? o with { Threads = p.GetValue(Threads) } : o;
+            o = Given(p, Seed) ? o with { Seed = p.GetValue(Seed) } : o;
+            o = Given(p, LearningRate) ? o with { LearningRate = p.GetValue(LearningRate) } : o;
+            o = Given(p, NormalizeWeights) ? o with { NormalizeWeights = p.GetValue(NormalizeWeights) } : o;
+        }
         if (Given(p, Iterations))
         {
             o = o with { Iterations = p.GetValue(Iterations) };
@@ -174,12 +201,46 @@ internal sealed class OptionSet
             o = o with { StyleLoss = Enum.Parse<StyleLossKind>(p.GetValue(StyleLoss)!, ignoreCase: true) };
         }
 
-        return (o with
+        if (Given(p, Padding))
         {
-            LearningRate = p.GetValue(LearningRate),
-            NormalizeWeights = p.GetValue(NormalizeWeights),
-            Precision = Enum.Parse<Precision>(p.GetValue(Precision)!, ignoreCase: true),
-        }).Validate();
+            o = o with { Padding = Enum.Parse<FirstConvPadding>(p.GetValue(Padding)!, ignoreCase: true) };
+        }
+
+        if (Given(p, PreserveColor))
+        {
+            o = o with { PreserveColor = Enum.Parse<ColorPreservationMode>(p.GetValue(PreserveColor)!, ignoreCase: true) };
+        }
+
+        if (Given(p, Scales))
+        {
+            o = o with { Scales = ParseScales(p.GetValue(Scales)) };
+        }
+
+        if (start is null || Given(p, Precision))
+        {
+            o = o with { Precision = Enum.Parse<Precision>(p.GetValue(Precision)!, ignoreCase: true) };
+        }
+
+        return (start is null
+            ? o with { LearningRate = p.GetValue(LearningRate), NormalizeWeights = p.GetValue(NormalizeWeights) }
+            : o).Validate();
+    }
+
+    /// <summary>--scales: "auto" or a whole number of 1 or more.</summary>
+    internal static int ParseScales(string? value)
+    {
+        string v = (value ?? "").Trim();
+        if (v.Equals("auto", StringComparison.OrdinalIgnoreCase))
+        {
+            return StyleTransferOptions.AutoScales;
+        }
+
+        if (int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) && n >= 1)
+        {
+            return n;
+        }
+
+        throw new StyleTransferException($"--scales must be auto or a whole number of 1 or more, not '{v}'");
     }
 
     private static bool Given(ParseResult p, Option option) => p.GetResult(option) is { Implicit: false };

@@ -40,6 +40,29 @@ public enum StyleNormalization
 /// <summary>A mask that places style image <paramref name="Style"/> (0-based) on the output: a greyscale image, white where that style applies.</summary>
 public sealed record StyleMask(int Style, string Path);
 
+/// <summary>Colour preservation (Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer").</summary>
+public enum ColorPreservationMode
+{
+    /// <summary>Off: the output takes the style's colours.</summary>
+    None,
+
+    /// <summary>Transfer on luminance only (YIQ), then put the content's I/Q chroma back.</summary>
+    Luminance,
+
+    /// <summary>Recolour the style image so its colour mean and covariance match the content's, then transfer.</summary>
+    Histogram,
+}
+
+/// <summary>How the first convolution of the feature network pads its input.</summary>
+public enum FirstConvPadding
+{
+    /// <summary>Zeros (after the network's normalisation), as the networks were trained.</summary>
+    Zero,
+
+    /// <summary>The edge pixels repeated (crowsonkb's style_transfer): fewer border artefacts.</summary>
+    Replicate,
+}
+
 /// <summary>
 /// Every setting of a style transfer, in one record. Front ends build it and call
 /// <see cref="Validate"/> once; the engine trusts it after that.
@@ -123,6 +146,56 @@ public sealed record StyleTransferOptions
 
     /// <summary>The style image's long edge, relative to the output's long edge.</summary>
     public double StyleScale { get; init; } = 1.0;
+
+    /// <summary>Colour preservation: none (default), luminance-only transfer or style colour histogram matching.</summary>
+    public ColorPreservationMode PreserveColor { get; init; } = ColorPreservationMode.None;
+
+    /// <summary>
+    /// Coarse-to-fine scales: 1 (default) runs at <see cref="Size"/> only; N runs N sizes growing by √2
+    /// up to <see cref="Size"/>; <see cref="AutoScales"/> (0) starts near 128 px (see <see cref="ScaleSizes"/>).
+    /// </summary>
+    public int Scales { get; init; } = 1;
+
+    /// <summary>Padding of the feature network's first convolution.</summary>
+    public FirstConvPadding Padding { get; init; } = FirstConvPadding.Zero;
+
+    /// <summary>The value of <see cref="Scales"/> that picks the number of scales from <see cref="Size"/>.</summary>
+    public const int AutoScales = 0;
+
+    /// <summary>Long edge of the smallest scale that <see cref="AutoScales"/> starts from (at least this, below √2 × this).</summary>
+    public const int AutoScaleStart = 128;
+
+    /// <summary>The smallest long edge any scale may have.</summary>
+    public const int MinScaleSize = 32;
+
+    /// <summary>
+    /// The long edge of every scale, smallest first, ending at <see cref="Size"/>: Size / √2^k rounded.
+    /// Auto: as many as keep the smallest at or above <see cref="AutoScaleStart"/> (one when Size is below 181).
+    /// </summary>
+    public IReadOnlyList<int> ScaleSizes
+    {
+        get
+        {
+            int count = Scales == AutoScales
+                ? 1 + (int)Math.Floor((Math.Log(Size / (double)AutoScaleStart) / Math.Log(Math.Sqrt(2))) + 1e-9)
+                : Scales;
+            count = Math.Max(1, count);
+            return [.. Enumerable.Range(0, count).Select(k => (int)Math.Round(Size / Math.Pow(Math.Sqrt(2), count - 1 - k)))];
+        }
+    }
+
+    /// <summary>Iterations at scale <paramref name="index"/> of <paramref name="count"/>: <see cref="Iterations"/> at the last, half of them (rounded up) at each smaller one.</summary>
+    public int IterationsAtScale(int index, int count) => index == count - 1 ? Iterations : (Iterations + 1) / 2;
+
+    /// <summary>Iterations over every scale.</summary>
+    public int TotalIterations
+    {
+        get
+        {
+            int count = ScaleSizes.Count;
+            return Enumerable.Range(0, count).Sum(k => IterationsAtScale(k, count));
+        }
+    }
 
     /// <summary>Arithmetic of the feature network (Grams, losses and the optimiser stay fp32/fp64).</summary>
     public Precision Precision { get; init; } = Precision.Fp32;
@@ -243,6 +316,16 @@ public sealed record StyleTransferOptions
             NetworkFactory.Names.Contains(Network),
             $"unknown network '{Network}' (known: {string.Join(", ", NetworkFactory.Names)})");
         Require(Seed is null or >= 0, $"--seed must be 0 or more, not {Seed}");
+        Require(Enum.IsDefined(PreserveColor), $"--preserve-color must be none, luminance or histogram, not {PreserveColor}");
+        Require(Enum.IsDefined(Padding), $"--padding must be zero or replicate, not {Padding}");
+        Require(Scales >= 0, $"--scales must be auto or a count of 1 or more, not {Scales}");
+        if (Scales > 1)
+        {
+            int smallest = (int)Math.Round(Size / Math.Pow(Math.Sqrt(2), Scales - 1));
+            int most = 1 + (int)Math.Floor((Math.Log(Size / (double)MinScaleSize) / Math.Log(Math.Sqrt(2))) + 1e-9);
+            Require(smallest >= MinScaleSize, $"--scales {Scales} starts at {smallest} px, below {MinScaleSize}; at most {Math.Max(1, most)} scale(s) fit --size {Size}");
+        }
+
         Require(
             Precision != Precision.Fp16 || Device.Trim().StartsWith("cuda", StringComparison.OrdinalIgnoreCase),
             "--precision fp16 needs --device cuda (libtorch has no fast fp16 convolutions on the CPU); use --precision bf16");

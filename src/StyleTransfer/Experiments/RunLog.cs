@@ -122,6 +122,12 @@ public static class RunLog
         w.WriteNumber("tv", r.Tv);
         w.WriteNumber("seconds", r.Elapsed.TotalSeconds);
         w.WriteNumber("evaluations", r.Evaluations);
+        if (r.Scales > 1)
+        {
+            // Coarse to fine: losses are comparable within one scale only.
+            w.WriteNumber("scale", r.Scale);
+        }
+
         w.WriteEndObject();
     }
 }

@@ -55,6 +55,8 @@ public sealed class AlexNet : IFeatureNetwork
 
     public string Name => "alexnet";
 
+    public FirstConvPadding Padding { get; set; }
+
     public IReadOnlyList<string> TapNames => taps;
 
     public Device Device => convs[0].Weight.device;
@@ -127,7 +129,7 @@ public sealed class AlexNet : IFeatureNetwork
         {
             string conv = taps[next];
             NetworkTensors.RequireFits(x, Kernels[k], Paddings[k], Name, conv);
-            x = convs[k].Apply(x, Strides[k], Paddings[k]);
+            x = convs[k].Apply(x, Strides[k], Paddings[k], k == 0 ? Padding : FirstConvPadding.Zero);
             bool keepConv = Keep(requested, result, taps[next++], x);
 
             // In place when the pre-activation is not a tap: saves one activation per layer.

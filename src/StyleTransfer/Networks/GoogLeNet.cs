@@ -77,6 +77,8 @@ public sealed class GoogLeNet : IFeatureNetwork
 
     public string Name => "googlenet";
 
+    public FirstConvPadding Padding { get; set; }
+
     public IReadOnlyList<string> TapNames => Stages;
 
     public Device Device => conv1.Weight.device;
@@ -207,7 +209,7 @@ public sealed class GoogLeNet : IFeatureNetwork
             string stage = Stages[i];
             x = stage switch
             {
-                "conv1" => Basic(conv1, x, stride: 2, padding: 3, stage),
+                "conv1" => Basic(conv1, x, stride: 2, padding: 3, stage, Padding),
                 "conv2" => Basic(conv2, x, stride: 1, padding: 0, stage),
                 "conv3" => Basic(conv3, x, stride: 1, padding: 1, stage),
                 "maxpool4" => MaxPool(x, 2, stage),
@@ -237,10 +239,10 @@ public sealed class GoogLeNet : IFeatureNetwork
     private IEnumerable<FoldedConv> AllConvs() => inceptions.Values.SelectMany(m => m.Convs).Prepend(conv3).Prepend(conv2).Prepend(conv1);
 
     /// <summary>Conv + folded batch norm, then ReLU in place (no pre-activation tap).</summary>
-    private Tensor Basic(FoldedConv c, Tensor x, long stride, long padding, string stage)
+    private Tensor Basic(FoldedConv c, Tensor x, long stride, long padding, string stage, FirstConvPadding mode = FirstConvPadding.Zero)
     {
         NetworkTensors.RequireFits(x, c.Kernel, padding, Name, stage);
-        return c.Apply(x, stride, padding).relu_();
+        return c.Apply(x, stride, padding, mode).relu_();
     }
 
     /// <summary>torchvision's MaxPool2d(k, stride=2, ceil_mode=True).</summary>

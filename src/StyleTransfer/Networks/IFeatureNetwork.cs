@@ -18,6 +18,22 @@ public interface IFeatureNetwork : IDisposable
     Device Device { get; }
 
     /// <summary>
+    /// How the first convolution pads its input: zeros (as trained) or the edge pixels repeated.
+    /// Networks that cannot replicate refuse anything but <see cref="FirstConvPadding.Zero"/>.
+    /// </summary>
+    FirstConvPadding Padding
+    {
+        get => FirstConvPadding.Zero;
+        set
+        {
+            if (value != FirstConvPadding.Zero)
+            {
+                throw new StyleTransferException($"--padding {value.ToString().ToLowerInvariant()} is not supported by {Name}");
+            }
+        }
+    }
+
+    /// <summary>
     /// Moves the weights to <paramref name="device"/> and, when <paramref name="dtype"/> is given,
     /// converts the floating-point ones (weights, preprocessing constants) to it.
     /// </summary>

@@ -51,6 +51,12 @@ public sealed class MixedPrecisionNetwork : IFeatureNetwork
 
     public Device Device => inner.Device;
 
+    public FirstConvPadding Padding
+    {
+        get => inner.Padding;
+        set => inner.Padding = value;
+    }
+
     /// <summary>The scalar type of a precision.</summary>
     public static ScalarType TypeOf(Precision precision) => precision switch
     {

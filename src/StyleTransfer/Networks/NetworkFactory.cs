@@ -186,13 +186,15 @@ public static class NetworkFactory
 
     /// <summary>
     /// Loads the network the options name, with its weights, on <paramref name="device"/>, in the
-    /// options' precision (weight normalisation, if asked for, is done in fp32 first).
+    /// options' precision (weight normalisation, if asked for, is done in fp32 first) and with the
+    /// options' first-convolution padding.
     /// </summary>
     public static IFeatureNetwork Create(StyleTransferOptions options, Device device)
     {
         IFeatureNetwork net = CreateFp32(options, device);
         try
         {
+            net.Padding = options.Padding;
             return MixedPrecisionNetwork.Wrap(net, options.Precision);
         }
         catch

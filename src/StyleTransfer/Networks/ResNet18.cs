@@ -95,6 +95,8 @@ public sealed class ResNet18 : IFeatureNetwork
 
     public Device Device => stem.Weight.device;
 
+    public FirstConvPadding Padding { get; set; }
+
     /// <summary>Blocks per stage, as found in the graph (2, 2, 2, 3 for the CNTK model).</summary>
     public IReadOnlyList<int> StageBlocks => blocks.GroupBy(b => b.Stage).Select(g => g.Count()).ToList();
 
@@ -214,7 +216,7 @@ public sealed class ResNet18 : IFeatureNetwork
         }
 
         Tensor x = Preprocess(image);
-        x = stem.Apply(x);
+        x = stem.Apply(x, Padding);
         bool keepConv = requested.Contains("conv1");
         if (Emit("conv1", x))
         {
@@ -754,10 +756,15 @@ public sealed class ResNet18 : IFeatureNetwork
         /// symmetric padding with the begin pads computes the same windows plus possibly one more
         /// row/column, which is cut off, so no padded copy of the input is made.
         /// </summary>
-        public Tensor Apply(Tensor x)
+        public Tensor Apply(Tensor x, FirstConvPadding mode = FirstConvPadding.Zero)
         {
             (long oh, long ow) = OutputSize(x, kh, kw, strideH, strideW, pads);
             long[] stride = [strideH, strideW];
+            if (mode == FirstConvPadding.Replicate)
+            {
+                return ConvFlopCounter.Count(F.conv2d(NetworkTensors.Pad(x, pads[1], pads[3], pads[0], pads[2], mode), Weight, Bias, strides: stride), Weight);
+            }
+
             if (pads[2] <= pads[0] && pads[3] <= pads[1])
             {
                 Tensor y = ConvFlopCounter.Count(F.conv2d(x, Weight, Bias, strides: stride, padding: [pads[0], pads[1]]), Weight);

@@ -65,6 +65,8 @@ public sealed class ResNet50 : IFeatureNetwork
 
     public string Name => "resnet50";
 
+    public FirstConvPadding Padding { get; set; }
+
     public IReadOnlyList<string> TapNames => taps;
 
     public Device Device => stem.Weight.device;
@@ -193,7 +195,7 @@ public sealed class ResNet50 : IFeatureNetwork
 
         Tensor x = (image - mean) / std;
         NetworkTensors.RequireFits(x, 7, 3, Name, "conv1");
-        x = stem.Apply(x, stride: 2, padding: 3);
+        x = stem.Apply(x, stride: 2, padding: 3, Padding);
         bool keepConv = requested.Contains("conv1");
         if (Emit("conv1", x))
         {

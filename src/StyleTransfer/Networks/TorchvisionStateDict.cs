@@ -141,6 +141,11 @@ internal sealed class FoldedConv(Tensor weight, Tensor bias)
     public Tensor Apply(Tensor x, long stride = 1, long padding = 0) =>
         ConvFlopCounter.Count(F.conv2d(x, Weight, Bias, strides: [stride, stride], padding: [padding, padding]), Weight);
 
+    /// <summary>The convolution with <paramref name="padding"/> filled as <paramref name="mode"/> says (replicate: the edge pixels repeated).</summary>
+    public Tensor Apply(Tensor x, long stride, long padding, FirstConvPadding mode) => mode == FirstConvPadding.Replicate && padding > 0
+        ? ConvFlopCounter.Count(F.conv2d(NetworkTensors.Pad(x, padding, padding, padding, padding, mode), Weight, Bias, strides: [stride, stride]), Weight)
+        : Apply(x, stride, padding);
+
     public void MoveTo(Device device, ScalarType? dtype = null)
     {
         Weight = NetworkTensors.Move(Weight, device, dtype);
@@ -207,6 +212,10 @@ internal static class NetworkTensors
 
         return deepest;
     }
+
+    /// <summary>Pads [left, right, top, bottom] with zeros or by repeating the edge pixels.</summary>
+    public static Tensor Pad(Tensor x, long left, long right, long top, long bottom, FirstConvPadding mode) =>
+        F.pad(x, [left, right, top, bottom], mode == FirstConvPadding.Replicate ? PaddingModes.Replicate : PaddingModes.Constant);
 
     /// <summary>Throws a one-line error when a window of <paramref name="kernel"/> (with <paramref name="padding"/>) does not fit <paramref name="x"/>.</summary>
     public static void RequireFits(Tensor x, long kernel, long padding, string network, string layer)

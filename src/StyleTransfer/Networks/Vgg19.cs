@@ -55,6 +55,8 @@ public sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
 
     public PoolingMode Pooling { get; }
 
+    public FirstConvPadding Padding { get; set; }
+
     public IReadOnlyList<string> TapNames => taps;
 
     public Device Device => weights[0].device;
@@ -181,7 +183,11 @@ public sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
         {
             for (int k = 0; k < BlockSizes[block] && tapIndex <= deepest; k++, conv++)
             {
-                x = ConvFlopCounter.Count(F.conv2d(x, weights[conv], biases[conv], padding: [1, 1]), weights[conv]);
+                x = ConvFlopCounter.Count(
+                    conv == 0 && Padding == FirstConvPadding.Replicate
+                        ? F.conv2d(NetworkTensors.Pad(x, 1, 1, 1, 1, Padding), weights[conv], biases[conv])
+                        : F.conv2d(x, weights[conv], biases[conv], padding: [1, 1]),
+                    weights[conv]);
                 bool keepConv = Keep(requested, result, taps[tapIndex++], x);
 
                 // In place when the pre-activation is not a tap: saves one activation per layer.

@@ -175,6 +175,71 @@ public sealed class Lbfgs : IDisposable
         }
     }
 
+    /// <summary>
+    /// Everything the next <see cref="Step"/> depends on, copied to the CPU: the curvature pairs
+    /// (PyTorch's old_dirs = y, old_stps = s, ro), H_diag, the previous direction d and step t, the
+    /// previous flat gradient, the iteration count and, after a line search, the loss and gradient
+    /// already known at the current point. <see cref="ImportState"/> on a new optimiser over the
+    /// same parameters continues exactly where this one stands.
+    /// </summary>
+    public LbfgsState ExportState()
+    {
+        static Tensor Cpu(Tensor t) => t.detach().to(torch.CPU).clone().DetachFromDisposeScope();
+        return new LbfgsState
+        {
+            Ys = [.. history.Select(h => Cpu(h.Y))],
+            Ss = [.. history.Select(h => Cpu(h.S))],
+            Rhos = [.. history.Select(h => h.Rho)],
+            HDiag = hDiag,
+            Direction = direction is null ? null : Cpu(direction),
+            PrevGrad = prevGrad is null ? null : Cpu(prevGrad),
+            T = t,
+            Iteration = iteration,
+            Evaluations = Evaluations,
+            Stalls = Stalls,
+            Converged = Converged,
+            StartEvaluation = StartEvaluation,
+            CurrentLoss = current?.Loss,
+            CurrentGrad = current is { } c ? Cpu(c.Grad) : null,
+            CurrentOrdinal = current?.Ordinal,
+        };
+    }
+
+    /// <summary>Restores a state from <see cref="ExportState"/> (tensors are copied to the parameters' device); keeps the newest pairs when the history is shorter here.</summary>
+    public void ImportState(LbfgsState state)
+    {
+        long n = x.numel();
+        foreach (Tensor? t in state.Ys.Concat(state.Ss).Append(state.Direction).Append(state.PrevGrad).Append(state.CurrentGrad))
+        {
+            if (t is not null && t.numel() != n)
+            {
+                throw new StyleTransferException($"the L-BFGS state holds vectors of {t.numel()} values, the image has {n}");
+            }
+        }
+
+        Tensor Dev(Tensor t) => t.to(x.device).reshape(-1).clone().DetachFromDisposeScope();
+        ClearHistory();
+        int skip = Math.Max(0, state.Ys.Count - historySize);
+        for (int i = skip; i < state.Ys.Count; i++)
+        {
+            history.Add((Dev(state.Ys[i]), Dev(state.Ss[i]), state.Rhos[i]));
+        }
+
+        hDiag = state.HDiag;
+        direction?.Dispose();
+        direction = state.Direction is null ? null : Dev(state.Direction);
+        prevGrad?.Dispose();
+        prevGrad = state.PrevGrad is null ? null : Dev(state.PrevGrad);
+        t = state.T;
+        iteration = state.Iteration;
+        Evaluations = state.Evaluations;
+        Stalls = state.Stalls;
+        Converged = state.Converged;
+        StartEvaluation = state.StartEvaluation;
+        current?.Grad.Dispose();
+        current = state.CurrentGrad is { } g && state.CurrentLoss is { } loss && state.CurrentOrdinal is { } o ? (loss, Dev(g), o) : null;
+    }
+
     public void Dispose()
     {
         ClearHistory();
@@ -287,5 +352,55 @@ public sealed class Lbfgs : IDisposable
     {
         x.copy_(from).add_(d.view_as(x), alpha: step);
         return Evaluate(closure);
+    }
+}
+
+/// <summary>A snapshot of an <see cref="Lbfgs"/> optimiser's state, on the CPU (see <see cref="Lbfgs.ExportState"/>).</summary>
+public sealed class LbfgsState : IDisposable
+{
+    /// <summary>Gradient changes y_k (PyTorch's old_dirs), oldest first, flat.</summary>
+    public IReadOnlyList<Tensor> Ys { get; init; } = [];
+
+    /// <summary>Steps s_k (PyTorch's old_stps), oldest first, flat.</summary>
+    public IReadOnlyList<Tensor> Ss { get; init; } = [];
+
+    /// <summary>ρ_k = 1 / (y_k · s_k) (PyTorch's ro).</summary>
+    public IReadOnlyList<double> Rhos { get; init; } = [];
+
+    public double HDiag { get; init; } = 1;
+
+    /// <summary>The last search direction d, flat; null before the first step.</summary>
+    public Tensor? Direction { get; init; }
+
+    /// <summary>The gradient the last step started from (PyTorch's prev_flat_grad).</summary>
+    public Tensor? PrevGrad { get; init; }
+
+    /// <summary>The last step length t.</summary>
+    public double T { get; init; }
+
+    public int Iteration { get; init; }
+
+    public int Evaluations { get; init; }
+
+    public int Stalls { get; init; }
+
+    public bool Converged { get; init; }
+
+    public int StartEvaluation { get; init; }
+
+    /// <summary>After a line search: the loss at the current point, already evaluated.</summary>
+    public double? CurrentLoss { get; init; }
+
+    /// <summary>After a line search: the gradient at the current point, flat.</summary>
+    public Tensor? CurrentGrad { get; init; }
+
+    public int? CurrentOrdinal { get; init; }
+
+    public void Dispose()
+    {
+        foreach (Tensor? t in Ys.Concat(Ss).Append(Direction).Append(PrevGrad).Append(CurrentGrad))
+        {
+            t?.Dispose();
+        }
     }
 }

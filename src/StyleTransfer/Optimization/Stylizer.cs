@@ -17,7 +17,9 @@ namespace StyleTransfer.Optimization;
 /// <param name="Tv">Unweighted total variation.</param>
 /// <param name="Elapsed">Since the optimisation started (targets excluded).</param>
 /// <param name="Evaluations">Forward/backward passes so far (a line search makes several per iteration).</param>
-public sealed record IterationReport(int Iteration, int Iterations, double Total, double Content, double Style, double Tv, TimeSpan Elapsed, int Evaluations);
+/// <param name="Scale">1-based scale of a coarse-to-fine run (1 when single-scale); losses are comparable within a scale only.</param>
+/// <param name="Scales">Number of scales.</param>
+public sealed record IterationReport(int Iteration, int Iterations, double Total, double Content, double Style, double Tv, TimeSpan Elapsed, int Evaluations, int Scale = 1, int Scales = 1);
 
 /// <summary>What a run produced.</summary>
 public sealed class StylizeResult : IDisposable
@@ -52,7 +54,9 @@ public static class Stylizer
 {
     /// <summary>
     /// Reads the two images, stylises, writes <paramref name="outputPath"/> (PNG or JPEG, atomically).
-    /// Snapshots go beside it as NAME-0100.png when <see cref="StyleTransferOptions.SaveEvery"/> is set.
+    /// Snapshots go beside it as NAME-0100.png when <see cref="StyleTransferOptions.SaveEvery"/> is set,
+    /// with a resumable checkpoint NAME.ckpt (rewritten every N iterations, and when cancelled).
+    /// <paramref name="resume"/> continues from a checkpoint (see <see cref="Checkpoint.CheckCompatible"/>).
     /// </summary>
     public static StylizeResult StylizeFiles(
         string contentPath,
@@ -60,12 +64,15 @@ public static class Stylizer
         string outputPath,
         StyleTransferOptions options,
         IProgress<IterationReport>? progress = null,
-        CancellationToken cancellation = default) =>
-        StylizeFiles(contentPath, [stylePath], outputPath, options, progress, cancellation);
+        CancellationToken cancellation = default,
+        Checkpoint? resume = null,
+        string? resumePath = null) =>
+        StylizeFiles(contentPath, [stylePath], outputPath, options, progress, cancellation, resume, resumePath);
 
     /// <summary>
     /// Several style images, blended by <see cref="StyleTransferOptions.StyleBlend"/> and placed by
     /// the masks in <see cref="StyleTransferOptions.StyleMasks"/> (loaded here, at the output size).
+    /// Snapshots and checkpoints as in the single-style form.
     /// </summary>
     public static StylizeResult StylizeFiles(
         string contentPath,
@@ -73,7 +80,9 @@ public static class Stylizer
         string outputPath,
         StyleTransferOptions options,
         IProgress<IterationReport>? progress = null,
-        CancellationToken cancellation = default)
+        CancellationToken cancellation = default,
+        Checkpoint? resume = null,
+        string? resumePath = null)
     {
         options.Validate(stylePaths.Count);
         ImageIO.CheckOutputPath(outputPath);
@@ -103,6 +112,21 @@ public static class Stylizer
             }
 
             CheckMemory(options, content, styles, device);
+            string? contentSha = null, styleSha = null;
+            if (options.SaveEvery > 0 || resume != null)
+            {
+                // Several styles (and masks) hash as one string, so a checkpoint only resumes with the same set.
+                IEnumerable<string> styleFiles = stylePaths.Concat((options.StyleMasks ?? []).Select(m => m.Path));
+                (contentSha, styleSha) = (Checkpoint.Sha256(contentPath), string.Join("+", styleFiles.Select(Checkpoint.Sha256)));
+                resume?.CheckCompatible(options, contentSha, styleSha, resumePath ?? "checkpoint");
+            }
+
+            string checkpointPath = Checkpoint.PathFor(outputPath);
+            void SaveCheckpoint(Checkpoint ck)
+            {
+                (ck.ContentSha256, ck.StyleSha256) = (contentSha, styleSha);
+                ck.Save(checkpointPath);
+            }
 
             using IFeatureNetwork network = NetworkFactory.Create(options, device);
             StylizeResult result = Run(
@@ -113,7 +137,9 @@ public static class Stylizer
                 options.StyleMasks is null ? null : masks,
                 progress,
                 cancellation,
-                options.SaveEvery > 0 ? (i, img) => ImageIO.Save(img, SnapshotPath(outputPath, i)) : null);
+                options.SaveEvery > 0 ? (i, img) => ImageIO.Save(img, SnapshotPath(outputPath, i)) : null,
+                options.SaveEvery > 0 ? SaveCheckpoint : null,
+                resume);
             try
             {
                 ImageIO.Save(result.Image, outputPath);
@@ -142,6 +168,11 @@ public static class Stylizer
     /// <summary>
     /// Stylises tensors: <paramref name="content"/> and <paramref name="style"/> are [1,3,H,W] RGB in
     /// [0,1] (any sizes; the output has the content's size). The options must have been validated.
+    /// The pipeline: colour preservation's pre-processing (<see cref="ColorPreservation"/>), then one
+    /// optimisation per scale (coarse to fine, each started from the previous result upsampled,
+    /// targets recomputed at that scale), then colour preservation's post-processing.
+    /// <paramref name="checkpoint"/> receives a resumable state every --save-every iterations and
+    /// when cancelled; <paramref name="resume"/> continues from one.
     /// </summary>
     public static StylizeResult Run(
         Tensor content,
@@ -150,15 +181,18 @@ public static class Stylizer
         StyleTransferOptions options,
         IProgress<IterationReport>? progress = null,
         CancellationToken cancellation = default,
-        Action<int, Tensor>? snapshot = null) =>
-        Run(content, [style], network, options, null, progress, cancellation, snapshot);
+        Action<int, Tensor>? snapshot = null,
+        Action<Checkpoint>? checkpoint = null,
+        Checkpoint? resume = null) =>
+        Run(content, [style], network, options, null, progress, cancellation, snapshot, checkpoint, resume);
 
     /// <summary>
     /// Several style images (each [1,3,h,w], any sizes), blended by
     /// <see cref="StyleTransferOptions.StyleBlend"/>; <paramref name="masks"/>, when given, holds one
     /// entry per style image: null, or a mask ([H,W], [C,H,W] or [1,C,H,W], values in [0,1], any
     /// size: it is stretched to the output) that places that style. <see cref="StyleTransferOptions.StyleMasks"/>
-    /// is not read here. <see cref="InitMode.Style"/> starts from the first style image.
+    /// is not read here. <see cref="InitMode.Style"/> starts from the first style image. The rest as
+    /// the single-style form: colour preservation, scales, checkpoints.
     /// </summary>
     public static StylizeResult Run(
         Tensor content,
@@ -168,12 +202,106 @@ public static class Stylizer
         IReadOnlyList<Tensor?>? masks,
         IProgress<IterationReport>? progress = null,
         CancellationToken cancellation = default,
-        Action<int, Tensor>? snapshot = null)
+        Action<int, Tensor>? snapshot = null,
+        Action<Checkpoint>? checkpoint = null,
+        Checkpoint? resume = null)
     {
         CheckLayers(network, options);
         options.Validate(styles.Count);
-        using Targets targets = Targets.Compute(network, content, ActiveContentLayers(options), styles, ActiveStyleLayers(options), options.FeatureTransform, options.SoftmaxTemperature);
-        return Run(targets, network, options, ((int)content.shape[2], (int)content.shape[3]), content, styles[0], progress, cancellation, snapshot, masks);
+        long seed = resume?.Seed ?? options.Seed ?? Random.Shared.NextInt64(0, int.MaxValue);
+        options = options with { Seed = seed };
+        using var pre = new DisposableList();
+        Tensor c = options.PreserveColor == ColorPreservationMode.Luminance ? pre.Add(ColorPreservation.LuminanceInputs(content, styles[0])).Item1 : content;
+        List<Tensor> styleInputs = [.. styles.Select(style => options.PreserveColor switch
+        {
+            ColorPreservationMode.Luminance => pre.Add(ColorPreservation.LuminanceInputs(content, style)).Item2,
+            ColorPreservationMode.Histogram => pre.Add(ColorPreservation.MatchColorHistogram(style, content)),
+            _ => style,
+        })];
+        Func<Tensor, Tensor> post = options.PreserveColor == ColorPreservationMode.Luminance
+            ? img => ColorPreservation.Recombine(img, content)
+            : img => img.clone();
+        Action<int, Tensor>? snap = snapshot is null ? null : (i, img) =>
+        {
+            using Tensor p = post(img);
+            snapshot(i, p);
+        };
+
+        IReadOnlyList<int> sizes = options.ScaleSizes;
+        int scales = sizes.Count;
+        (int height, int width) = ((int)content.shape[2], (int)content.shape[3]);
+        int total = Enumerable.Range(0, scales).Sum(k => options.IterationsAtScale(k, scales));
+        var history = new List<IterationReport>();
+        int first = resume?.Scale ?? 0;
+        if (first >= scales)
+        {
+            throw new StyleTransferException($"--resume: the checkpoint is at scale {first + 1}, the options have {scales}");
+        }
+
+        int done = Enumerable.Range(0, first).Sum(k => options.IterationsAtScale(k, scales));
+        double seconds = resume?.Seconds ?? 0;
+        int evaluations = resume?.Evaluations ?? 0;
+        Tensor? previous = null;
+        bool cancelled = false;
+        try
+        {
+            for (int k = first; k < scales; k++)
+            {
+                bool last = k == scales - 1;
+                double f = last ? 1 : sizes[k] / (double)Math.Max(height, width);
+                (int h, int w) = last ? (height, width) : (Math.Max(1, (int)Math.Round(height * f)), Math.Max(1, (int)Math.Round(width * f)));
+                using var scaleScope = torch.NewDisposeScope();
+                Tensor ck = last ? c : Downsample(c, h, w);
+                List<Tensor> sks = [.. styleInputs.Select(s => last ? s : Downsample(s, Math.Max(1, (int)Math.Round(s.shape[2] * f)), Math.Max(1, (int)Math.Round(s.shape[3] * f))))];
+                Tensor sk = sks[0];
+                using Targets targets = Targets.Compute(network, ck, ActiveContentLayers(options), sks, ActiveStyleLayers(options), options.FeatureTransform, options.SoftmaxTemperature);
+                bool resuming = resume != null && k == first;
+                Tensor? start = resuming
+                    ? (resume!.Image.shape[2] == h && resume.Image.shape[3] == w ? resume.Image : throw new StyleTransferException($"--resume: the checkpoint's image is {resume.Image.shape[3]}×{resume.Image.shape[2]}, scale {k + 1} is {w}×{h}"))
+                    : previous is null ? null : F.interpolate(previous, size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
+                var stage = new Stage(
+                    k,
+                    scales,
+                    options.IterationsAtScale(k, scales),
+                    resuming ? resume!.ScaleIteration : 0,
+                    done,
+                    total,
+                    seconds,
+                    evaluations,
+                    start,
+                    resuming ? resume!.Lbfgs : null,
+                    resuming ? resume!.StartLosses : null,
+                    checkpoint,
+                    seed);
+                StylizeResult r = Optimize(targets, network, options, (h, w), ck, sk, progress, cancellation, snap, stage, keepRaw: true, masks);
+                history.AddRange(r.History);
+                previous?.Dispose();
+                previous = r.Image.DetachFromDisposeScope();
+                done += stage.Iterations;
+                seconds = r.History.Count > 0 ? r.History[^1].Elapsed.TotalSeconds : seconds;
+                evaluations = r.History.Count > 0 ? r.History[^1].Evaluations : evaluations;
+                if (r.Cancelled)
+                {
+                    cancelled = true;
+                    break;
+                }
+            }
+
+            using Tensor raw = previous!.clamp(0, 1);
+            using Tensor processed = post(raw);
+            Tensor image = processed.to(torch.CPU).clone();
+            if (!torch.isfinite(image).all().item<bool>())
+            {
+                image.Dispose();
+                throw new StyleTransferException("the image holds NaN or infinite values; no image was written", FailureKind.Diverged);
+            }
+
+            return new StylizeResult(image, history, seed, cancelled);
+        }
+        finally
+        {
+            previous?.Dispose();
+        }
     }
 
     /// <summary>
@@ -218,8 +346,31 @@ public static class Stylizer
         IReadOnlyList<Tensor?>? masks = null)
     {
         CheckLayers(network, options);
-        Device device = network.Device;
         long seed = options.Seed ?? Random.Shared.NextInt64(0, int.MaxValue);
+        var stage = new Stage(0, 1, options.Iterations, 0, 0, options.Iterations, 0, 0, null, null, null, null, seed);
+        return Optimize(targets, network, options, size, content, style, progress, cancellation, snapshot, stage, keepRaw: false, masks);
+    }
+
+    /// <summary>
+    /// One optimisation at one size. With <paramref name="keepRaw"/> the returned image is the
+    /// optimised tensor itself (unclamped, on the network's device), for the next scale.
+    /// </summary>
+    private static StylizeResult Optimize(
+        Targets targets,
+        IFeatureNetwork network,
+        StyleTransferOptions options,
+        (int Height, int Width) size,
+        Tensor? content,
+        Tensor? style,
+        IProgress<IterationReport>? progress,
+        CancellationToken cancellation,
+        Action<int, Tensor>? snapshot,
+        Stage stage,
+        bool keepRaw,
+        IReadOnlyList<Tensor?>? masks = null)
+    {
+        Device device = network.Device;
+        long seed = stage.Seed;
         string[] contentLayers = [.. ActiveContentLayers(options)];
         string[] styleLayers = [.. ActiveStyleLayers(options)];
         string[] allTaps = [.. contentLayers.Union(styleLayers)];
@@ -239,7 +390,8 @@ public static class Stylizer
         }
 
         using StyleTerms styleTerms = StyleTerms.Build(targets, styleLayers, options, size, masks, device);
-        using Parameter x = new(InitialImage(options.Init, size, content, style, seed).to(device), requires_grad: true);
+        Tensor initial = stage.Start is { } start ? start.detach().clone() : InitialImage(options.Init, size, content, style, seed);
+        using Parameter x = new(initial.to(device), requires_grad: true);
         using Lbfgs? lbfgs = options.Optimizer == OptimizerKind.Lbfgs
             ? new Lbfgs(x, options.EffectiveLearningRate, historySize: options.LbfgsHistory, strongWolfe: options.LineSearch)
             : null;
@@ -247,16 +399,31 @@ public static class Stylizer
             ? torch.optim.Adam([x], lr: options.EffectiveLearningRate)
             : null;
 
-        var history = new List<IterationReport>(options.Iterations);
+        var history = new List<IterationReport>(stage.Iterations);
         var recent = new (int Ordinal, double Total, double Content, double Style, double Tv)[64];
         int evaluations = 0;
-        var clock = Stopwatch.StartNew();
-        bool cancelled = false;
-        for (int i = 1; i <= options.Iterations; i++)
+        if (lbfgs != null && stage.Lbfgs is { } saved)
         {
+            lbfgs.ImportState(saved);
+            evaluations = saved.Evaluations;
+            if (saved.CurrentOrdinal is { } o && stage.StartLosses is [double t0, double c0, double s0, double tv0])
+            {
+                recent[o % recent.Length] = (o, t0, c0, s0, tv0);
+            }
+        }
+
+        int evaluationsBefore = stage.EvaluationsBefore - evaluations;
+        var clock = Stopwatch.StartNew();
+        TimeSpan Elapsed() => clock.Elapsed + TimeSpan.FromSeconds(stage.SecondsBefore);
+        bool cancelled = false;
+        (double Total, double Content, double Style, double Tv) lastLosses = default;
+        for (int i = stage.StartIteration + 1; i <= stage.Iterations; i++)
+        {
+            int global = stage.IterationsBefore + i;
             if (cancellation.IsCancellationRequested)
             {
                 cancelled = true;
+                WriteCheckpoint(i - 1);
                 break;
             }
 
@@ -315,28 +482,68 @@ public static class Stylizer
             if (!double.IsFinite(total))
             {
                 throw new StyleTransferException(
-                    $"the loss became {total} at iteration {i}; no image was written (try a smaller --style-weight or --learning-rate, or --optimizer adam)",
+                    $"the loss became {total} at iteration {global}; no image was written (try a smaller --style-weight or --learning-rate, or --optimizer adam)",
                     FailureKind.Diverged);
             }
 
-            var report = new IterationReport(i, options.Iterations, total, c, s, tv, clock.Elapsed, evaluations);
+            lastLosses = (total, c, s, tv);
+            var report = new IterationReport(global, stage.TotalIterations, total, c, s, tv, Elapsed(), evaluationsBefore + evaluations, stage.Scale + 1, stage.Scales);
             history.Add(report);
             progress?.Report(report);
-            if (snapshot != null && options.SaveEvery > 0 && i % options.SaveEvery == 0 && i < options.Iterations)
+            if (options.SaveEvery > 0 && global % options.SaveEvery == 0 && global < stage.TotalIterations)
             {
-                using Tensor snap = x.detach().clamp(0, 1).to(torch.CPU);
-                snapshot(i, snap);
+                if (snapshot != null)
+                {
+                    using Tensor snap = x.detach().clamp(0, 1).to(torch.CPU);
+                    snapshot(global, snap);
+                }
+
+                WriteCheckpoint(i);
             }
         }
 
-        Tensor image = x.detach().clamp(0, 1).to(torch.CPU);
-        if (!torch.isfinite(image).all().item<bool>())
+        Tensor image = keepRaw ? x.detach().clone() : x.detach().clamp(0, 1).to(torch.CPU);
+        if (!keepRaw && !torch.isfinite(image).all().item<bool>())
         {
             image.Dispose();
             throw new StyleTransferException("the image holds NaN or infinite values; no image was written", FailureKind.Diverged);
         }
 
         return new StylizeResult(image, history, seed, cancelled);
+
+        // The state after iteration i of this scale: enough to continue exactly (L-BFGS) or from the image (Adam).
+        void WriteCheckpoint(int i)
+        {
+            if (stage.Checkpoint is null)
+            {
+                return;
+            }
+
+            using Tensor img = x.detach().to(torch.CPU).clone();
+            using LbfgsState? state = lbfgs?.ExportState();
+            double[]? startLosses = null;
+            if (state?.CurrentOrdinal is { } o && recent[o % recent.Length].Ordinal == o)
+            {
+                var e = recent[o % recent.Length];
+                startLosses = [e.Total, e.Content, e.Style, e.Tv];
+            }
+
+            var ck = new Checkpoint
+            {
+                Scale = stage.Scale,
+                ScaleIteration = i,
+                Iteration = stage.IterationsBefore + i,
+                Seed = seed,
+                Seconds = Elapsed().TotalSeconds,
+                Evaluations = evaluationsBefore + evaluations,
+                Options = options,
+                Image = img,
+                Lbfgs = state,
+                StartLosses = startLosses,
+            };
+            stage.Checkpoint(ck);
+            _ = lastLosses;
+        }
     }
 
     private static Tensor Keep(List<Tensor> list, Tensor t)
@@ -372,6 +579,12 @@ public static class Stylizer
         }
     }
 
+    /// <summary>Area-averaged downsampling (exact box filter at integer factors); bilinear when not shrinking.</summary>
+    private static Tensor Downsample(Tensor image, int h, int w) =>
+        h <= image.shape[2] && w <= image.shape[3]
+            ? F.interpolate(image, size: [h, w], mode: InterpolationMode.Area)
+            : F.interpolate(image, size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
+
     private static void CheckLayers(IFeatureNetwork network, StyleTransferOptions options)
     {
         foreach ((string flag, IReadOnlyList<string> layers) in new[] { ("--content-layers", options.ContentLayers), ("--style-layers", options.StyleLayers) })
@@ -401,6 +614,44 @@ public static class Stylizer
         {
             throw new StyleTransferException(
                 $"--size {options.Size} needs about {need / 1e9:F0} GB of memory with {options.Network}, and this machine has {have / 1e9:F0} GB; use a smaller --size");
+        }
+    }
+}
+
+/// <summary>Where one optimisation stands in a coarse-to-fine, possibly resumed, run.</summary>
+internal sealed record Stage(
+    int Scale,
+    int Scales,
+    int Iterations,
+    int StartIteration,
+    int IterationsBefore,
+    int TotalIterations,
+    double SecondsBefore,
+    int EvaluationsBefore,
+    Tensor? Start,
+    LbfgsState? Lbfgs,
+    double[]? StartLosses,
+    Action<Checkpoint>? Checkpoint,
+    long Seed);
+
+/// <summary>Tensors made for a run's pre-processing, disposed with it.</summary>
+internal sealed class DisposableList : IDisposable
+{
+    private readonly List<Tensor> items = [];
+
+    public Tensor Add(Tensor t)
+    {
+        items.Add(t);
+        return t;
+    }
+
+    public (Tensor, Tensor) Add((Tensor A, Tensor B) pair) => (Add(pair.A), Add(pair.B));
+
+    public void Dispose()
+    {
+        foreach (Tensor t in items)
+        {
+            t.Dispose();
         }
     }
 }

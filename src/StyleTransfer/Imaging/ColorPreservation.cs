@@ -1,0 +1,128 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StyleTransfer.Imaging;
+
+/// <summary>
+/// The two colour-preservation methods of Gatys, Bethge, Hertzmann &amp; Shechtman, "Preserving Color
+/// in Neural Artistic Style Transfer" (2016), as pre- and post-processing around an unchanged
+/// transfer. Pure tensor maths on [1,3,H,W] RGB images; the 3×3 colour maths is done in float64.
+/// </summary>
+public static class ColorPreservation
+{
+    // NTSC YIQ (FCC rounding): Y is the Rec. 601 luma, I and Q the chroma.
+    private static readonly double[] RgbToYiqRows =
+    [
+        0.299, 0.587, 0.114,
+        0.595716, -0.274453, -0.321263,
+        0.211456, -0.522591, 0.311135,
+    ];
+
+    /// <summary>Smallest eigenvalue the style covariance is given before it is inverted (a flat image has none).</summary>
+    private const double MinEigenvalue = 1e-8;
+
+    /// <summary>RGB → YIQ, channel-wise linear map; same dtype and device as the input.</summary>
+    public static Tensor ToYiq(Tensor rgb)
+    {
+        using Tensor m = RgbToYiq();
+        return Mix(m, rgb);
+    }
+
+    /// <summary>YIQ → RGB, the exact inverse of <see cref="ToYiq"/> (the matrix inverted in float64).</summary>
+    public static Tensor FromYiq(Tensor yiq)
+    {
+        using Tensor m = RgbToYiq();
+        using Tensor inv = torch.linalg.inv(m);
+        return Mix(inv, yiq);
+    }
+
+    /// <summary>The luminance Y as a [1,1,H,W] tensor.</summary>
+    public static Tensor Luminance(Tensor rgb)
+    {
+        using var scope = torch.NewDisposeScope();
+        return ToYiq(rgb).narrow(1, 0, 1).contiguous().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The luminance-only inputs of the transfer: the content's Y, and the style's Y shifted and
+    /// scaled so its mean and standard deviation equal the content's (the paper's luminance
+    /// histogram matching: Y_s' = σ_c/σ_s (Y_s − μ_s) + μ_c), each replicated to three channels.
+    /// </summary>
+    public static (Tensor Content, Tensor Style) LuminanceInputs(Tensor content, Tensor style)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor yc = Luminance(content).to(ScalarType.Float64);
+        Tensor ys = Luminance(style).to(ScalarType.Float64);
+        Tensor sc = yc.std(), ss = ys.std().clamp_min(1e-6);
+        Tensor matched = ((ys - ys.mean()) * (sc / ss)) + yc.mean();
+        Tensor c3 = yc.expand(-1, 3, -1, -1).to(content.dtype).contiguous();
+        Tensor s3 = matched.expand(-1, 3, -1, -1).to(style.dtype).contiguous();
+        return (c3.MoveToOuterDisposeScope(), s3.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// The output's luminance (the Y of the optimised image, which is grey up to small drift) with
+    /// the content's I and Q, back in RGB, clamped to [0,1]. <paramref name="content"/> is resized
+    /// bilinearly when its size differs.
+    /// </summary>
+    public static Tensor Recombine(Tensor output, Tensor content)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor c = content.to(output.device);
+        if (c.shape[2] != output.shape[2] || c.shape[3] != output.shape[3])
+        {
+            c = nn.functional.interpolate(c, size: [output.shape[2], output.shape[3]], mode: InterpolationMode.Bilinear, align_corners: false);
+        }
+
+        Tensor y = Luminance(output);
+        Tensor iq = ToYiq(c).narrow(1, 1, 2);
+        return FromYiq(torch.cat([y, iq.to(y.dtype)], 1)).clamp(0, 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The style image recoloured so that its pixel colours have the content's mean and covariance:
+    /// x' = A (x − μ_s) + μ_c with A = Σ_c^½ Σ_s^−½ (symmetric square roots by eigendecomposition,
+    /// the image-analogies variant the paper describes; A Σ_s Aᵀ = Σ_c exactly). Not clamped, so the
+    /// statistics hold exactly; the network takes values outside [0,1].
+    /// </summary>
+    public static Tensor MatchColorHistogram(Tensor style, Tensor content)
+    {
+        using var scope = torch.NewDisposeScope();
+        (Tensor muS, Tensor covS) = Statistics(style);
+        (Tensor muC, Tensor covC) = Statistics(content);
+        Tensor a = torch.matmul(SymmetricPower(covC, 0.5), SymmetricPower(covS, -0.5));
+        Tensor xs = style.to(ScalarType.Float64).reshape(3, -1);
+        Tensor matched = torch.matmul(a, xs - muS) + muC;
+        return matched.reshape(style.shape).to(style.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Per-channel mean [3,1] and covariance [3,3] (1/N) of an image's pixels, float64.</summary>
+    public static (Tensor Mean, Tensor Covariance) Statistics(Tensor rgb)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor x = rgb.to(ScalarType.Float64).reshape(3, -1);
+        Tensor mu = x.mean([1], keepdim: true);
+        Tensor d = x - mu;
+        Tensor cov = torch.matmul(d, d.t()) / x.shape[1];
+        return (mu.MoveToOuterDisposeScope(), cov.MoveToOuterDisposeScope());
+    }
+
+    private static Tensor SymmetricPower(Tensor cov, double power)
+    {
+        using var scope = torch.NewDisposeScope();
+        (Tensor values, Tensor vectors) = torch.linalg.eigh(cov);
+        Tensor scaled = vectors * values.clamp_min(MinEigenvalue).pow(power).unsqueeze(0);
+        return torch.matmul(scaled, vectors.t()).MoveToOuterDisposeScope();
+    }
+
+    private static Tensor RgbToYiq() => torch.tensor(RgbToYiqRows, new long[] { 3, 3 }, ScalarType.Float64);
+
+    /// <summary>out_c = Σ_k m[c,k] in_k per pixel, computed in float64, returned in the input's dtype.</summary>
+    private static Tensor Mix(Tensor m, Tensor image)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor x = image.to(ScalarType.Float64);
+        Tensor r = torch.einsum("ck,bkhw->bchw", m.to(x.device), x);
+        return r.to(image.dtype).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,382 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StyleTransfer.Optimization;
+
+/// <summary>
+/// A resumable state of a run: the image being optimised (float32, unclamped, at the scale it is
+/// at), where the run stands (scale, iteration), its seed and options, the fingerprints of its
+/// input images, and the L-BFGS state. One .safetensors file: the tensors, and the rest as JSON in
+/// the header's <c>__metadata__</c>; written atomically.
+/// </summary>
+public sealed class Checkpoint : IDisposable
+{
+    /// <summary>The options that must be the same to resume: they define the loss being minimised (and the images' sizes).</summary>
+    public static readonly IReadOnlyList<string> MustMatch =
+    [
+        "--network", "--size", "--scales", "--style-scale", "--preserve-color", "--padding", "--content-layers", "--style-layers",
+        "--style-layer-weights", "--content-weight", "--style-weight", "--tv-weight", "--feature-transform", "--softmax-temperature",
+        "--style-normalization", "--pooling", "--normalize-weights", "--optimizer",
+    ];
+
+    private const string MetadataKey = "stylize_checkpoint";
+    private const int FormatVersion = 1;
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        Converters = { new JsonStringEnumConverter() },
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>0-based index of the scale the run is at (0 when single-scale).</summary>
+    public int Scale { get; init; }
+
+    /// <summary>Iterations done at that scale.</summary>
+    public int ScaleIteration { get; init; }
+
+    /// <summary>Iterations done in all, over every scale.</summary>
+    public int Iteration { get; init; }
+
+    public long Seed { get; init; }
+
+    /// <summary>Optimisation time so far, in seconds.</summary>
+    public double Seconds { get; init; }
+
+    /// <summary>Objective evaluations so far, over every scale.</summary>
+    public int Evaluations { get; init; }
+
+    public required StyleTransferOptions Options { get; init; }
+
+    /// <summary>SHA-256 (hex) of the content image file, when the run came from files.</summary>
+    public string? ContentSha256 { get; set; }
+
+    public string? StyleSha256 { get; set; }
+
+    /// <summary>The image being optimised, [1,3,h,w] float32 on the CPU, not clamped.</summary>
+    public required Tensor Image { get; init; }
+
+    /// <summary>L-BFGS's state (null for Adam, whose moments are not kept: a resumed Adam run restarts them).</summary>
+    public LbfgsState? Lbfgs { get; init; }
+
+    /// <summary>Total, content, style and TV loss of the point the next iteration starts from, when already evaluated (line search).</summary>
+    public double[]? StartLosses { get; init; }
+
+    /// <summary>Where a run writing <paramref name="outputPath"/> keeps its checkpoint: out.png → out.ckpt.</summary>
+    public static string PathFor(string outputPath) => Path.ChangeExtension(outputPath, ".ckpt");
+
+    /// <summary>SHA-256 of a file, lower-case hex.</summary>
+    public static string Sha256(string path)
+    {
+        using FileStream f = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(f));
+    }
+
+    /// <summary>Writes the checkpoint (atomically: a reader sees the old file or the new one).</summary>
+    public void Save(string path)
+    {
+        var tensors = new List<(string Name, Tensor T)> { ("image", Image) };
+        if (Lbfgs is { } l)
+        {
+            for (int i = 0; i < l.Ys.Count; i++)
+            {
+                tensors.Add(($"lbfgs.y.{i}", l.Ys[i]));
+                tensors.Add(($"lbfgs.s.{i}", l.Ss[i]));
+            }
+
+            AddIf(tensors, "lbfgs.direction", l.Direction);
+            AddIf(tensors, "lbfgs.prev_grad", l.PrevGrad);
+            AddIf(tensors, "lbfgs.current_grad", l.CurrentGrad);
+        }
+
+        var meta = new JsonObject
+        {
+            ["format"] = FormatVersion,
+            ["scale"] = Scale,
+            ["scale_iteration"] = ScaleIteration,
+            ["iteration"] = Iteration,
+            ["seed"] = Seed,
+            ["seconds"] = Seconds,
+            ["evaluations"] = Evaluations,
+            ["content_sha256"] = ContentSha256,
+            ["style_sha256"] = StyleSha256,
+            ["start_losses"] = StartLosses is null ? null : new JsonArray([.. StartLosses.Select(v => (JsonNode?)JsonValue.Create(v))]),
+            ["options"] = JsonSerializer.SerializeToNode(Options, Json),
+        };
+        if (Lbfgs is { } s)
+        {
+            meta["lbfgs"] = new JsonObject
+            {
+                ["pairs"] = s.Ys.Count,
+                ["rho"] = new JsonArray([.. s.Rhos.Select(v => (JsonNode?)JsonValue.Create(v))]),
+                ["h_diag"] = s.HDiag,
+                ["t"] = s.T,
+                ["iteration"] = s.Iteration,
+                ["evaluations"] = s.Evaluations,
+                ["stalls"] = s.Stalls,
+                ["converged"] = s.Converged,
+                ["start_evaluation"] = s.StartEvaluation,
+                ["current_loss"] = s.CurrentLoss,
+                ["current_ordinal"] = s.CurrentOrdinal,
+            };
+        }
+
+        AtomicFile.Write(path, stream => WriteSafetensors(stream, tensors, meta.ToJsonString(Json)));
+    }
+
+    /// <summary>Reads a checkpoint; a missing, truncated or foreign file gives one line naming it.</summary>
+    public static Checkpoint Load(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new StyleTransferException($"--resume: checkpoint '{path}' does not exist");
+        }
+
+        Dictionary<string, Tensor>? tensors = null;
+        try
+        {
+            (tensors, string metadata) = ReadSafetensors(path);
+            JsonNode meta = JsonNode.Parse(metadata) ?? throw new FormatException("empty metadata");
+            if ((int?)meta["format"] != FormatVersion)
+            {
+                throw new FormatException($"format {meta["format"]?.ToJsonString() ?? "missing"}, expected {FormatVersion}");
+            }
+
+            StyleTransferOptions options = meta["options"].Deserialize<StyleTransferOptions>(Json) ?? throw new FormatException("no options");
+            Tensor Take(string name) => tensors!.Remove(name, out Tensor? t) ? t : throw new FormatException($"no tensor '{name}'");
+            Tensor? TakeIf(string name) => tensors!.Remove(name, out Tensor? t) ? t : null;
+            LbfgsState? lbfgs = null;
+            if (meta["lbfgs"] is JsonObject l)
+            {
+                int pairs = (int)l["pairs"]!;
+                lbfgs = new LbfgsState
+                {
+                    Ys = [.. Enumerable.Range(0, pairs).Select(i => Take($"lbfgs.y.{i}"))],
+                    Ss = [.. Enumerable.Range(0, pairs).Select(i => Take($"lbfgs.s.{i}"))],
+                    Rhos = [.. l["rho"]!.AsArray().Select(v => (double)v!)],
+                    HDiag = (double)l["h_diag"]!,
+                    T = (double)l["t"]!,
+                    Iteration = (int)l["iteration"]!,
+                    Evaluations = (int)l["evaluations"]!,
+                    Stalls = (int)l["stalls"]!,
+                    Converged = (bool)l["converged"]!,
+                    StartEvaluation = (int)l["start_evaluation"]!,
+                    CurrentLoss = (double?)l["current_loss"],
+                    CurrentOrdinal = (int?)l["current_ordinal"],
+                    Direction = TakeIf("lbfgs.direction"),
+                    PrevGrad = TakeIf("lbfgs.prev_grad"),
+                    CurrentGrad = TakeIf("lbfgs.current_grad"),
+                };
+                if (lbfgs.Rhos.Count != pairs)
+                {
+                    throw new FormatException("L-BFGS pairs and ρ differ in number");
+                }
+            }
+
+            Tensor image = Take("image");
+            if (image.dim() != 4 || image.shape[0] != 1 || image.shape[1] != 3)
+            {
+                throw new FormatException("the image is not [1,3,H,W]");
+            }
+
+            return new Checkpoint
+            {
+                Scale = (int)meta["scale"]!,
+                ScaleIteration = (int)meta["scale_iteration"]!,
+                Iteration = (int)meta["iteration"]!,
+                Seed = (long)meta["seed"]!,
+                Seconds = (double)meta["seconds"]!,
+                Evaluations = (int)meta["evaluations"]!,
+                ContentSha256 = (string?)meta["content_sha256"],
+                StyleSha256 = (string?)meta["style_sha256"],
+                StartLosses = meta["start_losses"] is JsonArray a ? [.. a.Select(v => (double)v!)] : null,
+                Options = options,
+                Image = image,
+                Lbfgs = lbfgs,
+            };
+        }
+        catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException or InvalidCastException or NullReferenceException or EndOfStreamException or ArgumentException or OverflowException or IOException)
+        {
+            string first = e.Message.Split('\n')[0].Trim();
+            throw new StyleTransferException($"--resume: '{path}' is not a readable stylize checkpoint ({first})");
+        }
+        finally
+        {
+            foreach (Tensor t in tensors?.Values ?? Enumerable.Empty<Tensor>())
+            {
+                t.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Refuses (one line) to resume under options or inputs that define another loss: the options
+    /// in <see cref="MustMatch"/>, and the content and style files' SHA-256 when both are known.
+    /// </summary>
+    public void CheckCompatible(StyleTransferOptions options, string? contentSha256, string? styleSha256, string path)
+    {
+        Dictionary<string, string> mine = Signature(Options), theirs = Signature(options);
+        foreach (string flag in MustMatch)
+        {
+            if (mine[flag] != theirs[flag])
+            {
+                throw new StyleTransferException(
+                    $"--resume: checkpoint '{path}' was made with {flag} {mine[flag]}, not {theirs[flag]} (only -n, --save-every, --line-search, --lbfgs-history, --learning-rate, --precision, --device and --threads may change)");
+            }
+        }
+
+        if (contentSha256 != null && ContentSha256 != null && contentSha256 != ContentSha256)
+        {
+            throw new StyleTransferException($"--resume: checkpoint '{path}' was made from another content image (SHA-256 differs)");
+        }
+
+        if (styleSha256 != null && StyleSha256 != null && styleSha256 != StyleSha256)
+        {
+            throw new StyleTransferException($"--resume: checkpoint '{path}' was made from another style image (SHA-256 differs)");
+        }
+    }
+
+    public void Dispose()
+    {
+        Image.Dispose();
+        Lbfgs?.Dispose();
+    }
+
+    private static Dictionary<string, string> Signature(StyleTransferOptions o)
+    {
+        static string G(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+        static string L(string v) => v.ToLowerInvariant();
+        return new Dictionary<string, string>
+        {
+            ["--network"] = o.Network,
+            ["--size"] = o.Size.ToString(CultureInfo.InvariantCulture),
+            ["--scales"] = string.Join(",", o.ScaleSizes),
+            ["--style-scale"] = G(o.StyleScale),
+            ["--preserve-color"] = L(o.PreserveColor.ToString()),
+            ["--padding"] = L(o.Padding.ToString()),
+            ["--content-layers"] = string.Join(",", o.ContentLayers),
+            ["--style-layers"] = string.Join(",", o.StyleLayers),
+            ["--style-layer-weights"] = string.Join(",", o.EffectiveStyleLayerWeights.Select(G)),
+            ["--content-weight"] = G(o.ContentWeight),
+            ["--style-weight"] = G(o.StyleWeight),
+            ["--tv-weight"] = G(o.TvWeight),
+            ["--feature-transform"] = L(o.FeatureTransform.ToString()),
+            ["--softmax-temperature"] = G(o.SoftmaxTemperature),
+            ["--style-normalization"] = L(o.StyleNormalization.ToString()),
+            ["--pooling"] = L(o.Pooling.ToString()),
+            ["--normalize-weights"] = o.NormalizeWeights ? "on" : "off",
+            ["--optimizer"] = L(o.Optimizer.ToString()),
+        };
+    }
+
+    private static void AddIf(List<(string, Tensor)> list, string name, Tensor? t)
+    {
+        if (t is not null)
+        {
+            list.Add((name, t));
+        }
+    }
+
+    /// <summary>safetensors: u64 header length (little-endian), the JSON header, then the raw float32 data.</summary>
+    private static void WriteSafetensors(Stream stream, List<(string Name, Tensor T)> tensors, string metadata)
+    {
+        var header = new JsonObject { ["__metadata__"] = new JsonObject { [MetadataKey] = metadata } };
+        long offset = 0;
+        var data = new List<float[]>();
+        foreach ((string name, Tensor t) in tensors)
+        {
+            using Tensor cpu = t.detach().to(ScalarType.Float32).to(torch.CPU).contiguous();
+            float[] values = cpu.data<float>().ToArray();
+            data.Add(values);
+            long bytes = values.LongLength * sizeof(float);
+            header[name] = new JsonObject
+            {
+                ["dtype"] = "F32",
+                ["shape"] = new JsonArray([.. t.shape.Select(d => (JsonNode?)JsonValue.Create(d))]),
+                ["data_offsets"] = new JsonArray(offset, offset + bytes),
+            };
+            offset += bytes;
+        }
+
+        byte[] json = Encoding.UTF8.GetBytes(header.ToJsonString());
+        int padded = (json.Length + 7) / 8 * 8;
+        Span<byte> length = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)padded);
+        stream.Write(length);
+        stream.Write(json);
+        for (int i = json.Length; i < padded; i++)
+        {
+            stream.WriteByte((byte)' ');
+        }
+
+        foreach (float[] values in data)
+        {
+            stream.Write(MemoryMarshal.AsBytes(values.AsSpan()));
+        }
+    }
+
+    private static (Dictionary<string, Tensor> Tensors, string Metadata) ReadSafetensors(string path)
+    {
+        using FileStream f = File.OpenRead(path);
+        Span<byte> length = stackalloc byte[8];
+        f.ReadExactly(length);
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(length);
+        if (headerLength == 0 || headerLength > (ulong)f.Length - 8 || headerLength > 100_000_000)
+        {
+            throw new FormatException("no safetensors header");
+        }
+
+        byte[] json = new byte[headerLength];
+        f.ReadExactly(json);
+        JsonObject header = JsonNode.Parse(json)?.AsObject() ?? throw new FormatException("empty header");
+        string metadata = (string?)header["__metadata__"]?[MetadataKey] ?? throw new FormatException("no stylize metadata");
+        long dataStart = 8 + (long)headerLength;
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        try
+        {
+            foreach ((string name, JsonNode? node) in header)
+            {
+                if (name == "__metadata__")
+                {
+                    continue;
+                }
+
+                if ((string?)node!["dtype"] != "F32")
+                {
+                    throw new FormatException($"tensor '{name}' is not F32");
+                }
+
+                long[] shape = [.. node["shape"]!.AsArray().Select(v => (long)v!)];
+                long begin = (long)node["data_offsets"]![0]!, end = (long)node["data_offsets"]![1]!;
+                long count = shape.Aggregate(1L, (a, b) => a * b);
+                if (end - begin != count * sizeof(float) || begin < 0 || dataStart + end > f.Length)
+                {
+                    throw new FormatException($"tensor '{name}' is truncated or its offsets are wrong");
+                }
+
+                var values = new float[count];
+                f.Position = dataStart + begin;
+                f.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan()));
+                tensors[name] = torch.tensor(values, shape);
+            }
+        }
+        catch
+        {
+            foreach (Tensor t in tensors.Values)
+            {
+                t.Dispose();
+            }
+
+            throw;
+        }
+
+        return (tensors, metadata);
+    }
+}
