@@ -490,6 +490,10 @@ public static class Stylizer
             var report = new IterationReport(global, stage.TotalIterations, total, c, s, tv, Elapsed(), evaluationsBefore + evaluations, stage.Scale + 1, stage.Scales);
             history.Add(report);
             progress?.Report(report);
+            if (device.type == DeviceType.CPU && global % 10 == 0 && TrimMemory)
+            {
+                TorchRuntime.ReleaseFreedMemory();
+            }
             if (options.SaveEvery > 0 && global % options.SaveEvery == 0 && global < stage.TotalIterations)
             {
                 if (snapshot != null)
@@ -551,6 +555,9 @@ public static class Stylizer
         list.Add(t);
         return t;
     }
+
+    /// <summary>Return freed heap memory to the OS every 10 iterations on the CPU (STYLIZE_MALLOC_TRIM=0 turns it off, for measurements).</summary>
+    private static readonly bool TrimMemory = Environment.GetEnvironmentVariable("STYLIZE_MALLOC_TRIM") != "0";
 
     /// <summary>The content layers that take part: none when α is 0.</summary>
     public static IReadOnlyList<string> ActiveContentLayers(StyleTransferOptions options) => options.ContentWeight > 0 ? options.ContentLayers : [];
