@@ -14,7 +14,7 @@ c=examples/village.jpg s=examples/swirls.jpg s2=examples/village.jpg
 [ -f .gpu/content.jpg ] && c=.gpu/content.jpg
 [ -f .gpu/style.jpg ] && s=.gpu/style.jpg
 [ -f .gpu/style2.jpg ] && s2=.gpu/style2.jpg
-w=/tmp/gpu-features; mkdir -p "$w"
+w=/tmp/gpu-features; mkdir -p "$w" "$out"
 $py - "$w/left.png" <<'PY'
 import sys
 from PIL import Image

@@ -102,3 +102,34 @@ public sealed class PrecisionTests
         Assert.StartsWith("error: Argument 'fp8' not recognized. Must be one of:", stderr.ToString());
     }
 }
+
+/// <summary>Memory of the default recipe (ResNet-18, SWAG softmax, relative style terms, line search) on the bundled network.</summary>
+public sealed class DefaultRecipeMemoryTests
+{
+    [Theory]
+    [InlineData(Precision.Fp32)]
+    [InlineData(Precision.Bf16)]
+    public void LiveTensorCountStaysFlatOnceTheLbfgsHistoryIsFull(Precision precision)
+    {
+        TorchRuntime.EnsureLoaded();
+        torch.set_num_threads(2);
+        StyleTransferOptions options = NetworkFactory.DefaultOptions("resnet18") with { Size = 48, Iterations = 25, LbfgsHistory = 4, Seed = 3, Precision = precision };
+        using IFeatureNetwork net = NetworkFactory.Create(options.Validate(), torch.CPU);
+        using Tensor content = TestImages.SceneTensor(48, 32), style = TestImages.StripesTensor(40, 40);
+        var counts = new Dictionary<int, long>();
+        var progress = new Progress(r =>
+        {
+            if (r.Iteration is 8 or 25)
+            {
+                counts[r.Iteration] = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            }
+        });
+        using StylizeResult result = Stylizer.Run(content, style, net, options, progress);
+        Assert.Equal(counts[8], counts[25]);
+    }
+
+    private sealed class Progress(Action<IterationReport> action) : IProgress<IterationReport>
+    {
+        public void Report(IterationReport value) => action(value);
+    }
+}
