@@ -2,6 +2,7 @@ using System.Globalization;
 using StyleTransfer;
 using StyleTransfer.Losses;
 using StyleTransfer.Networks;
+using StyleTransfer.Tests;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -208,17 +209,7 @@ internal static class DeviceCheck
         Report($"resnet18 {Path.GetFileName(b)} = {Path.GetFileName(a)} up to {last} ({taps.Length} taps), max abs diff", worst, 0);
     }
 
-    private static double RelErr(Tensor expected, Tensor actual)
-    {
-        using var scope = torch.NewDisposeScope();
-        Tensor e = expected.detach().to(ScalarType.Float64).cpu(), a = actual.detach().to(ScalarType.Float64).cpu();
-        if (!e.shape.SequenceEqual(a.shape))
-        {
-            return double.PositiveInfinity;
-        }
-
-        return (e - a).abs().max().ToDouble() / Math.Max(e.abs().max().ToDouble(), 1e-12);
-    }
+    private static double RelErr(Tensor expected, Tensor actual) => TensorCompare.MaxRelativeError(expected, actual);
 
     private static void Report(string what, double err, double tol)
     {

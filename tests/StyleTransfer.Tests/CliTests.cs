@@ -255,32 +255,8 @@ public sealed class CliTests : IDisposable
     }
 
     /// <summary>Runs with the fixture weights and small defaults unless the arguments say otherwise.</summary>
-    private (int Code, string Stdout, string Stderr) Run(params string[] args)
-    {
-        var list = new List<string>(args);
-        if (!list.Contains("-o"))
-        {
-            list.AddRange(["-o", dir.File("out.png")]);
-        }
-
-        if (!list.Contains("--weights"))
-        {
-            list.AddRange(["--weights", TestPaths.NarrowPth]);
-        }
-
-        foreach ((string flag, string value) in new[] { ("--size", "32"), ("-n", "2"), ("--threads", "2") })
-        {
-            if (!list.Contains(flag) && !(flag == "-n" && list.Contains("--iterations")))
-            {
-                list.AddRange([flag, value]);
-            }
-        }
-
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = CliApp.Run([.. list], stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Stdout, string Stderr) Run(params string[] args) =>
+        CliRun.WithDefaults(args, ("-o", dir.File("out.png")), ("--weights", TestPaths.NarrowPth), ("--size", "32"), ("-n|--iterations", "2"), ("--threads", "2"));
 
     private void AssertBad(string expectedLine, params string[] args) => Assert.Equal(expectedLine, AssertBadLine(args));
 

@@ -235,26 +235,6 @@ public sealed class ExperimentCliTests : IDisposable
     }.Validate();
 
     /// <summary>Runs with the fixture weights and small defaults unless the arguments say otherwise.</summary>
-    private (int Code, string Stdout, string Stderr) Run(params string[] args)
-    {
-        var list = new List<string>(args);
-        if (!list.Contains("-o"))
-        {
-            list.AddRange(["-o", dir.File("out.png")]);
-        }
-
-        list.AddRange(["--weights", TestPaths.NarrowPth, "--threads", "2"]);
-        foreach ((string flag, string value) in new[] { ("--size", list[0] == "texture" ? "32x24" : "32"), ("-n", "2") })
-        {
-            if (!list.Contains(flag))
-            {
-                list.AddRange([flag, value]);
-            }
-        }
-
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = CliApp.Run([.. list], stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Stdout, string Stderr) Run(params string[] args) =>
+        CliRun.WithDefaults(args, ("-o", dir.File("out.png")), ("--weights", TestPaths.NarrowPth), ("--threads", "2"), ("--size", args[0] == "texture" ? "32x24" : "32"), ("-n", "2"));
 }

@@ -112,8 +112,7 @@ public sealed class ParityTests : IDisposable
     internal static void AssertClose(Tensor expected, Tensor actual, string what)
     {
         Assert.True(expected.shape.SequenceEqual(actual.shape), $"{what}: shape [{string.Join(",", actual.shape)}] != [{string.Join(",", expected.shape)}]");
-        double scale = Math.Max(expected.abs().max().ToDouble(), 1e-12);
-        double err = (expected.to(ScalarType.Float64) - actual.detach().to(ScalarType.Float64)).abs().max().ToDouble() / scale;
+        double err = TensorCompare.MaxRelativeError(expected, actual);
         Assert.True(err <= Tolerance, $"{what}: max relative error {err:E2} > {Tolerance:E0}");
     }
 }

@@ -96,32 +96,10 @@ public sealed class PipelineCliTests : IDisposable
         AssertBad($"error: --resume: checkpoint '{ckpt}' was made from another style image (SHA-256 differs)", content, content, "--resume", ckpt);
     }
 
-    private (int Code, string Stdout, string Stderr) Run(params string[] args)
-    {
-        var list = new List<string>(args);
-        if (!list.Contains("-o"))
-        {
-            list.AddRange(["-o", dir.File("out.png")]);
-        }
-
-        if (!list.Contains("--resume"))
-        {
-            list.AddRange(["--weights", TestPaths.NarrowPth]);
-            foreach ((string flag, string value) in new[] { ("--size", "32"), ("-n", "2") })
-            {
-                if (!list.Contains(flag))
-                {
-                    list.AddRange([flag, value]);
-                }
-            }
-        }
-
-        list.AddRange(["--threads", "2"]);
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = CliApp.Run([.. list], stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Stdout, string Stderr) Run(params string[] args) =>
+        args.Contains("--resume")
+            ? CliRun.WithDefaults(args, ("-o", dir.File("out.png")), ("--threads", "2"))
+            : CliRun.WithDefaults(args, ("-o", dir.File("out.png")), ("--weights", TestPaths.NarrowPth), ("--size", "32"), ("-n", "2"), ("--threads", "2"));
 
     private void AssertBad(string expectedLine, params string[] args) => Assert.Equal(expectedLine, AssertBadLine(args));
 

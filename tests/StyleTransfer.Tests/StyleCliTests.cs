@@ -114,28 +114,8 @@ public sealed class StyleCliTests : IDisposable
         return path;
     }
 
-    private (int Code, string Stdout, string Stderr) Run(params string[] args)
-    {
-        var list = new List<string>(args);
-        if (!list.Contains("-o"))
-        {
-            list.AddRange(["-o", dir.File("out.png")]);
-        }
-
-        list.AddRange(["--weights", TestPaths.NarrowPth, "--threads", "2"]);
-        foreach ((string flag, string value) in new[] { ("--size", "32"), ("-n", "2") })
-        {
-            if (!list.Contains(flag))
-            {
-                list.AddRange([flag, value]);
-            }
-        }
-
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = CliApp.Run([.. list], stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private (int Code, string Stdout, string Stderr) Run(params string[] args) =>
+        CliRun.WithDefaults(args, ("-o", dir.File("out.png")), ("--weights", TestPaths.NarrowPth), ("--threads", "2"), ("--size", "32"), ("-n", "2"));
 
     /// <summary>Exit code 2, exactly <paramref name="expectedLine"/> on stderr, an existing output untouched, no temporary file left.</summary>
     private void AssertBad(string expectedLine, params string[] args)

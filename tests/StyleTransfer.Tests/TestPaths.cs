@@ -35,3 +35,30 @@ internal sealed class TempDir : IDisposable
         }
     }
 }
+
+/// <summary>The CLI run in-process, as the CLI test classes run it: options they leave out get test defaults.</summary>
+internal static class CliRun
+{
+    /// <summary>
+    /// Appends each default whose flag is absent from <paramref name="args"/> (a flag may list
+    /// aliases, "-n|--iterations"; the first is the one added), runs <see cref="Cli.CliApp.Run"/>
+    /// and returns its exit code and what it wrote.
+    /// </summary>
+    public static (int Code, string Stdout, string Stderr) WithDefaults(IEnumerable<string> args, params (string Flag, string Value)[] defaults)
+    {
+        var list = new List<string>(args);
+        foreach ((string flag, string value) in defaults)
+        {
+            string[] names = flag.Split('|');
+            if (!names.Any(list.Contains))
+            {
+                list.AddRange([names[0], value]);
+            }
+        }
+
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Cli.CliApp.Run([.. list], stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+}
