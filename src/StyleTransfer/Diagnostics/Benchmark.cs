@@ -111,50 +111,6 @@ public static class Benchmark
     }
 
     /// <summary>
-    /// Convolution GFLOP per iteration: 2·Cin·Cout·9·H·W per conv for the forward pass, the same
-    /// again for the gradient with respect to the input (weights need no gradient), up to the
-    /// deepest tap used. Pooling, ReLU, Grams and the optimiser are not counted.
-    /// </summary>
-    public static double Vgg19ConvGflop(IReadOnlyList<long> widths, int height, int width, IEnumerable<string> taps)
-    {
-        int deepestBlock = 0, deepestConv = 0;
-        foreach (string tap in taps)
-        {
-            // relu4_2 → block 4, conv 2.
-            string[] parts = tap[4..].Split('_');
-            (int b, int k) = (int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture));
-            if (b > deepestBlock || (b == deepestBlock && k > deepestConv))
-            {
-                (deepestBlock, deepestConv) = (b, k);
-            }
-        }
-
-        int[] blockSizes = [2, 2, 4, 4, 4];
-        double flop = 0;
-        long inChannels = 3;
-        int conv = 0;
-        long h = height, w = width;
-        for (int b = 1; b <= deepestBlock; b++)
-        {
-            for (int k = 1; k <= blockSizes[b - 1]; k++, conv++)
-            {
-                if (b == deepestBlock && k > deepestConv)
-                {
-                    break;
-                }
-
-                flop += 2.0 * 2.0 * inChannels * widths[conv] * 9 * h * w;
-                inChannels = widths[conv];
-            }
-
-            h /= 2;
-            w /= 2;
-        }
-
-        return flop / 1e9;
-    }
-
-    /// <summary>
     /// fp32 peak assumed: cores × FLOPs per cycle × clock from /proc/cpuinfo. FLOPs per cycle: 64
     /// with AVX-512 (two 16-lane FMA units), 32 with AVX2+FMA, 8 otherwise. An estimate at the
     /// reported (base) clock, not a measurement.

@@ -758,20 +758,16 @@ public sealed class ResNet18 : IFeatureNetwork
         /// </summary>
         public Tensor Apply(Tensor x, FirstConvPadding mode = FirstConvPadding.Zero)
         {
-            (long oh, long ow) = OutputSize(x, kh, kw, strideH, strideW, pads);
             long[] stride = [strideH, strideW];
-            if (mode == FirstConvPadding.Replicate)
+            if (mode == FirstConvPadding.Zero && pads[2] <= pads[0] && pads[3] <= pads[1])
             {
-                return ConvFlopCounter.Count(F.conv2d(NetworkTensors.Pad(x, pads[1], pads[3], pads[0], pads[2], mode), Weight, Bias, strides: stride), Weight);
-            }
-
-            if (pads[2] <= pads[0] && pads[3] <= pads[1])
-            {
+                (long oh, long ow) = OutputSize(x, kh, kw, strideH, strideW, pads);
                 Tensor y = ConvFlopCounter.Count(F.conv2d(x, Weight, Bias, strides: stride, padding: [pads[0], pads[1]]), Weight);
                 return Crop(y, oh, ow);
             }
 
-            Tensor padded = F.pad(x, [pads[1], pads[3], pads[0], pads[2]]);
+            // An explicit padded copy: asymmetric zero padding, or replicate padding.
+            Tensor padded = NetworkTensors.Pad(x, pads[1], pads[3], pads[0], pads[2], mode);
             return ConvFlopCounter.Count(F.conv2d(padded, Weight, Bias, strides: stride), Weight);
         }
 
