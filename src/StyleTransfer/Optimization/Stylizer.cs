@@ -416,7 +416,6 @@ public static class Stylizer
         var clock = Stopwatch.StartNew();
         TimeSpan Elapsed() => clock.Elapsed + TimeSpan.FromSeconds(stage.SecondsBefore);
         bool cancelled = false;
-        (double Total, double Content, double Style, double Tv) lastLosses = default;
         for (int i = stage.StartIteration + 1; i <= stage.Iterations; i++)
         {
             int global = stage.IterationsBefore + i;
@@ -486,7 +485,6 @@ public static class Stylizer
                     FailureKind.Diverged);
             }
 
-            lastLosses = (total, c, s, tv);
             var report = new IterationReport(global, stage.TotalIterations, total, c, s, tv, Elapsed(), evaluationsBefore + evaluations, stage.Scale + 1, stage.Scales);
             history.Add(report);
             progress?.Report(report);
@@ -546,7 +544,6 @@ public static class Stylizer
                 StartLosses = startLosses,
             };
             stage.Checkpoint(ck);
-            _ = lastLosses;
         }
     }
 
