@@ -44,16 +44,10 @@ build() {
 }
 
 run() {
-  local device=${DEVICE:-cuda} iters=${ITERS:-20} out=${OUT:-$PWD/gpu-out} work=/tmp/stylize-gpu
-  local sizes=${BENCH_SIZES:-512,1024} size=${SIZE:-1024} py=${PYTHON:-python3}
-  mkdir -p "$out" "$work"
-  rm -rf "$work/app"
-  tar -C "$work" -xJf .gpu/stylize-gpu.tar.xz
-  local lib=${LIBTORCH_DIR:-$($py -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")')}
-  export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
-  local app=$work/app content=examples/village.jpg style=examples/swirls.jpg
-  [ -f .gpu/content.jpg ] && content=.gpu/content.jpg
-  [ -f .gpu/style.jpg ] && style=.gpu/style.jpg
+  local iters=${ITERS:-20} sizes=${BENCH_SIZES:-512,1024} size=${SIZE:-1024}
+  rm -rf /tmp/stylize-gpu/app   # a fresh unpack of this package
+  # shellcheck source=scripts/gpu-env.sh
+  . scripts/gpu-env.sh
   nvidia-smi -L 2>/dev/null || true
   $py -c 'import torch; print("pytorch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no cuda")' || true
 

@@ -1,20 +1,15 @@
 #!/usr/bin/env bash
-# Every command and the beyond-the-paper options on CUDA, after `scripts/gpu-check.sh run` has
-# unpacked the app (same environment variables). Small sizes: this checks that each path runs on
+# Every command and the beyond-the-paper options on CUDA (same environment variables as
+# `scripts/gpu-check.sh run`; unpacks .gpu/stylize-gpu.tar.xz if that has not). Small sizes: this checks that each path runs on
 # the device; the timings that matter are in gpu-check.sh. Ends with single scale vs --scales auto
 # at 1024 px: the time each needs to reach the single-scale 500-iteration loss.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-device=${DEVICE:-cuda} out=${OUT:-$PWD/gpu-out} py=${PYTHON:-python3}
 fs=${FSIZE:-384} big=${BIG:-1024} bign=${BIGN:-500}   # smoke test: FSIZE=64 BIG=64 BIGN=4
-app=/tmp/stylize-gpu/app
-lib=${LIBTORCH_DIR:-$($py -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")')}
-export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
-c=examples/village.jpg s=examples/swirls.jpg s2=examples/village.jpg
-[ -f .gpu/content.jpg ] && c=.gpu/content.jpg
-[ -f .gpu/style.jpg ] && s=.gpu/style.jpg
-[ -f .gpu/style2.jpg ] && s2=.gpu/style2.jpg
-w=/tmp/gpu-features; mkdir -p "$w" "$out"
+# shellcheck source=scripts/gpu-env.sh
+. scripts/gpu-env.sh
+c=$content s=$style s2=$style2
+w=/tmp/gpu-features; mkdir -p "$w"
 $py - "$w/left.png" <<'PY'
 import sys
 from PIL import Image
