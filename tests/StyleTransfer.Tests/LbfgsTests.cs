@@ -7,17 +7,26 @@ namespace StyleTransfer.Tests;
 
 /// <summary>
 /// The C# L-BFGS against PyTorch 1.13's torch.optim.LBFGS (Fixtures/make_lbfgs_reference.py):
-/// 40 iterations on a 48-variable Rosenbrock function in float64, plain steps and strong Wolfe.
-/// Tolerance: 1e-6 relative per loss, 1e-6 absolute on the final point.
+/// 40 iterations on a 48-variable Rosenbrock function in float64, plain steps and strong Wolfe,
+/// with a history of 100 pairs (never full) and of 5 (full after 6 steps, then wrapping around
+/// its storage). Tolerance: 1e-6 relative per loss, 1e-6 absolute on the final point.
 /// </summary>
 public sealed class LbfgsTests
 {
     [Theory]
-    [InlineData("plain", false, false)]
-    [InlineData("strong_wolfe", true, false)]
-    [InlineData("plain", false, true)]
-    [InlineData("strong_wolfe", true, true)]
-    public void TrajectoryMatchesPyTorch(string mode, bool strongWolfe, bool deviceResident)
+    [InlineData("plain", false, false, 100, null)]
+    [InlineData("strong_wolfe", true, false, 100, null)]
+    [InlineData("plain", false, true, 100, null)]
+    [InlineData("strong_wolfe", true, true, 100, null)]
+    [InlineData("plain", false, false, 100, 40)]
+    [InlineData("plain_h5", false, false, 5, null)]
+    [InlineData("strong_wolfe_h5", true, false, 5, null)]
+    [InlineData("plain_h5", false, true, 5, null)]
+
+    // Storage sized for one pair at first: it must grow (1, 2, 4, 5 rows) keeping the pairs in order.
+    [InlineData("plain_h5", false, false, 5, 1)]
+    [InlineData("strong_wolfe_h5", true, false, 5, 1)]
+    public void TrajectoryMatchesPyTorch(string mode, bool strongWolfe, bool deviceResident, int historySize, int? expectedIterations)
     {
         TorchRuntime.EnsureLoaded();
         using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(TestPaths.Fixture("lbfgs_reference.json")));
@@ -27,7 +36,7 @@ public sealed class LbfgsTests
 
         using var scope = torch.NewDisposeScope();
         Tensor x = torch.tensor(start, new long[] { 1, 3, 4, 4 }, dtype: ScalarType.Float64).requires_grad_(true);
-        using var lbfgs = new Lbfgs(x, lr: 1, historySize: 100, strongWolfe: strongWolfe) { DeviceResidentTwoLoop = deviceResident };
+        using var lbfgs = new Lbfgs(x, lr: 1, historySize: historySize, strongWolfe: strongWolfe, expectedIterations: expectedIterations) { DeviceResidentTwoLoop = deviceResident };
         double Closure()
         {
             using var s = torch.NewDisposeScope();

@@ -393,7 +393,7 @@ public static class Stylizer
         Tensor initial = stage.Start is { } start ? start.detach().clone() : InitialImage(options.Init, size, content, style, seed);
         using Parameter x = new(initial.to(device), requires_grad: true);
         using Lbfgs? lbfgs = options.Optimizer == OptimizerKind.Lbfgs
-            ? new Lbfgs(x, options.EffectiveLearningRate, historySize: options.LbfgsHistory, strongWolfe: options.LineSearch)
+            ? new Lbfgs(x, options.EffectiveLearningRate, historySize: options.LbfgsHistory, strongWolfe: options.LineSearch, expectedIterations: stage.Iterations)
             : null;
         using torch.optim.Optimizer? adam = options.Optimizer == OptimizerKind.Adam
             ? torch.optim.Adam([x], lr: options.EffectiveLearningRate)
@@ -488,10 +488,11 @@ public static class Stylizer
             var report = new IterationReport(global, stage.TotalIterations, total, c, s, tv, Elapsed(), evaluationsBefore + evaluations, stage.Scale + 1, stage.Scales);
             history.Add(report);
             progress?.Report(report);
-            if (device.type == DeviceType.CPU && global % 10 == 0 && TrimMemory)
+            if (device.type == DeviceType.CPU && (i == stage.StartIteration + 1 || global % 10 == 0) && TrimMemory)
             {
                 TorchRuntime.ReleaseFreedMemory();
             }
+
             if (options.SaveEvery > 0 && global % options.SaveEvery == 0 && global < stage.TotalIterations)
             {
                 if (snapshot != null)
@@ -553,7 +554,7 @@ public static class Stylizer
         return t;
     }
 
-    /// <summary>Return freed heap memory to the OS every 10 iterations on the CPU (STYLIZE_MALLOC_TRIM=0 turns it off, for measurements).</summary>
+    /// <summary>Collect garbage and return freed heap memory to the OS after the first and every 10th iteration on the CPU (STYLIZE_MALLOC_TRIM=0 turns it off, for measurements).</summary>
     private static readonly bool TrimMemory = Environment.GetEnvironmentVariable("STYLIZE_MALLOC_TRIM") != "0";
 
     /// <summary>The content layers that take part: none when α is 0.</summary>
