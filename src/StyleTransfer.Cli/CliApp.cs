@@ -272,7 +272,8 @@ public static class CliApp
         public readonly Option<string> Sizes = new("--sizes") { Description = "Comma-separated square sizes in pixels", DefaultValueFactory = _ => "256,512" };
         public readonly Option<int> Iterations = new("--iterations", "-n") { Description = "Timed iterations per size (after one warm-up)", DefaultValueFactory = _ => 10 };
         public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
-        public readonly Option<double?> PeakGflops = new("--peak-gflops") { Description = "fp32 peak to compare against (default: estimated from /proc/cpuinfo; none on CUDA)" };
+        public readonly Option<double?> PeakGflops = new("--peak-gflops") { Description = "fp32 peak to compare against (default: measured, all threads running vector FMAs; none on CUDA)" };
+        public readonly Option<bool> Profile = new("--profile") { Description = "Also time each VGG-19 convolution alone, forward and input-gradient backward (one 'profile' line per layer)" };
         public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         public readonly Option<string> Precision = new Option<string>("--precision") { Description = "Network arithmetic: fp32, bf16 or fp16 (CUDA)", DefaultValueFactory = _ => "fp32" }.AcceptOnlyFromAmong("fp32", "bf16", "fp16");
 
@@ -280,7 +281,7 @@ public static class CliApp
         {
             Command = new Command("bench", "Time style-transfer iterations (random full-width weights): one machine-readable line per size")
             {
-                Network, Sizes, Iterations, Threads, PeakGflops, Device, Precision,
+                Network, Sizes, Iterations, Threads, PeakGflops, Device, Precision, Profile,
             };
         }
 
@@ -306,16 +307,47 @@ public static class CliApp
             }
 
             TorchRuntime.SetThreads(p.GetValue(Threads));
-            stdout.WriteLine($"# libtorch {TorchRuntime.EnsureLoaded()}, {TorchSharp.torch.get_num_threads()} thread(s), {Environment.ProcessorCount} core(s); peak {p.GetValue(PeakGflops) ?? Diagnostics.Benchmark.EstimatePeakGflops():F0} GFLOP/s assumed");
+            string device = p.GetValue(Device)!;
+            var precision = Enum.Parse<Networks.Precision>(p.GetValue(Precision)!, ignoreCase: true);
+            bool profile = p.GetValue(Profile);
+            if (profile && (p.GetValue(Network) != "vgg19" || device != "cpu"))
+            {
+                throw new StyleTransferException("--profile times VGG-19's convolutions on the CPU only");
+            }
+
+            string version = TorchRuntime.EnsureLoaded();
+            int threads = TorchSharp.torch.get_num_threads();
+            double? peak = p.GetValue(PeakGflops);
+            string peakNote;
+            if (peak is null && device == "cpu")
+            {
+                Diagnostics.FmaPeakResult measured = Diagnostics.FmaPeak.Measure(threads);
+                peak = measured.Gflops;
+                peakNote = $"fp32 peak {measured}";
+            }
+            else
+            {
+                peakNote = peak is null ? "no peak on this device" : string.Create(CultureInfo.InvariantCulture, $"fp32 peak {peak:F0} GFLOP/s given");
+            }
+
+            stdout.WriteLine($"# libtorch {version}, {threads} thread(s), {Environment.ProcessorCount} core(s); {peakNote}");
             foreach (int size in sizes)
             {
-                stdout.WriteLine(Diagnostics.Benchmark.Run(
-                    p.GetValue(Network)!,
-                    size,
-                    iterations,
-                    p.GetValue(PeakGflops),
-                    p.GetValue(Device)!,
-                    Enum.Parse<Networks.Precision>(p.GetValue(Precision)!, ignoreCase: true)));
+                if (profile)
+                {
+                    bool channelsLast = Environment.GetEnvironmentVariable("STYLIZE_CHANNELS_LAST") != "0";
+                    double convMs = 0, gflop = 0;
+                    foreach (Diagnostics.ConvProfileRow row in Diagnostics.ConvProfile.Run(size, precision, channelsLast))
+                    {
+                        stdout.WriteLine(row);
+                        convMs += row.ForwardMs + row.BackwardMs;
+                        gflop += 2 * row.Gflop;
+                    }
+
+                    stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"profile total {size} conv_ms={convMs:F1} conv_gflops={gflop / (convMs / 1000):F0} peak_frac={gflop / (convMs / 1000) / peak!.Value:F2} channels_last={(channelsLast ? 1 : 0)} precision={precision.ToString().ToLowerInvariant()}"));
+                }
+
+                stdout.WriteLine(Diagnostics.Benchmark.Run(p.GetValue(Network)!, size, iterations, peak, device, precision));
             }
 
             return ExitOk;

@@ -97,7 +97,7 @@ public static class Benchmark
             gflop = 2 * ConvFlopCounter.Measure(() => net.Extract(probe, taps)) / 1e9;
         }
 
-        double peak = peakGflops ?? (dev.type == DeviceType.CPU ? EstimatePeakGflops() : double.NaN);
+        double peak = peakGflops ?? (dev.type == DeviceType.CPU ? FmaPeak.Measure(torch.get_num_threads()).Gflops : double.NaN);
         double achieved = gflop / (median / 1000);
         long rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
         return new BenchResult(network, size, iterations, median, times[0], gflop, achieved, achieved / peak, peak, rss, device, precision, rssAt50, rssAt150);
@@ -108,38 +108,6 @@ public static class Benchmark
         Vgg19 vgg = Vgg19.CreateRandom(PoolingMode.Avg, seed: 1);
         vgg.MoveTo(device);
         return vgg;
-    }
-
-    /// <summary>
-    /// fp32 peak assumed: cores × FLOPs per cycle × clock from /proc/cpuinfo. FLOPs per cycle: 64
-    /// with AVX-512 (two 16-lane FMA units), 32 with AVX2+FMA, 8 otherwise. An estimate at the
-    /// reported (base) clock, not a measurement.
-    /// </summary>
-    public static double EstimatePeakGflops()
-    {
-        double mhz = 2000;
-        int flopsPerCycle = 8;
-        try
-        {
-            foreach (string line in File.ReadLines("/proc/cpuinfo"))
-            {
-                if (line.StartsWith("cpu MHz", StringComparison.Ordinal))
-                {
-                    mhz = double.Parse(line.Split(':')[1], CultureInfo.InvariantCulture);
-                }
-                else if (line.StartsWith("flags", StringComparison.Ordinal))
-                {
-                    string[] flags = line.Split(':')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                    flopsPerCycle = flags.Contains("avx512f") ? 64 : flags.Contains("fma") && flags.Contains("avx2") ? 32 : 8;
-                    break;
-                }
-            }
-        }
-        catch (IOException)
-        {
-        }
-
-        return Environment.ProcessorCount * flopsPerCycle * mhz / 1000;
     }
 
     private sealed class Recorder(Action<IterationReport> action) : IProgress<IterationReport>

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.Globalization;
+using StyleTransfer.Networks;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace StyleTransfer.Diagnostics;
+
+/// <summary>One VGG-19 convolution timed alone, at the shape it has in a style-transfer iteration.</summary>
+/// <param name="Layer">conv1_1 … conv5_1.</param>
+/// <param name="Gflop">Forward multiply-adds × 2 (the input-gradient backward costs the same).</param>
+/// <param name="ForwardMs">Median forward time.</param>
+/// <param name="BackwardMs">Median input-gradient time (the backward pass alone).</param>
+/// <param name="BackwardAsForwardMs">The same gradient computed as a forward convolution of the output gradient with the flipped, transposed weights.</param>
+public sealed record ConvProfileRow(string Layer, long InChannels, long OutChannels, long Height, long Width, double Gflop, double ForwardMs, double BackwardMs, double BackwardAsForwardMs)
+{
+    /// <summary>Forward GFLOP/s.</summary>
+    public double ForwardGflops => Gflop / (ForwardMs / 1000);
+
+    /// <summary>Backward GFLOP/s.</summary>
+    public double BackwardGflops => Gflop / (BackwardMs / 1000);
+
+    /// <inheritdoc/>
+    public override string ToString() => string.Create(
+        CultureInfo.InvariantCulture,
+        $"profile {Layer} {InChannels}->{OutChannels} {Height}x{Width} gflop={Gflop:F2} fwd_ms={ForwardMs:F1} fwd_gflops={ForwardGflops:F0} bwd_ms={BackwardMs:F1} bwd_gflops={BackwardGflops:F0} bwd_as_fwd_ms={BackwardAsForwardMs:F1}");
+}
+
+/// <summary>
+/// A per-layer profile of VGG-19's convolutions, which TorchSharp has no profiler for: each
+/// convolution up to conv5_1 (the paper's deepest tap) runs alone on random data of the shape it
+/// sees at the given image size, in the given precision and layout, forward and input-gradient
+/// backward, each the median of several runs. Comparing their sum with a full iteration's time
+/// (<see cref="Benchmark"/>) says how much of an iteration is convolution and how far each layer is
+/// from the arithmetic peak.
+/// </summary>
+public static class ConvProfile
+{
+    private static readonly (string Name, long Out, bool PoolBefore)[] Layers =
+    [
+        ("conv1_1", 64, false), ("conv1_2", 64, false),
+        ("conv2_1", 128, true), ("conv2_2", 128, false),
+        ("conv3_1", 256, true), ("conv3_2", 256, false), ("conv3_3", 256, false), ("conv3_4", 256, false),
+        ("conv4_1", 512, true), ("conv4_2", 512, false), ("conv4_3", 512, false), ("conv4_4", 512, false),
+        ("conv5_1", 512, true),
+    ];
+
+    /// <summary>Profiles every layer at <paramref name="size"/> px; <paramref name="repeats"/> timed runs each after one warm-up.</summary>
+    public static IReadOnlyList<ConvProfileRow> Run(int size, Precision precision, bool channelsLast, int repeats = 5)
+    {
+        TorchRuntime.EnsureLoaded();
+        ScalarType dtype = MixedPrecisionNetwork.TypeOf(precision);
+        var rows = new List<ConvProfileRow>();
+        long cin = 3, h = size, w = size;
+        using var gen = new Generator(5);
+        foreach ((string name, long cout, bool poolBefore) in Layers)
+        {
+            if (poolBefore)
+            {
+                h /= 2;
+                w /= 2;
+            }
+
+            using var scope = torch.NewDisposeScope();
+            Tensor weight = torch.randn(new[] { cout, cin, 3, 3 }, generator: gen).mul_(Math.Sqrt(2.0 / (cin * 9))).to(dtype);
+            Tensor bias = torch.zeros(cout, dtype: dtype);
+            Tensor x = Layout(torch.randn(new[] { 1, cin, h, w }, generator: gen).to(dtype), channelsLast).requires_grad_();
+            Tensor gy = Layout(torch.randn(new[] { 1, cout, h, w }, generator: gen).to(dtype), channelsLast);
+            Tensor flipped = weight.flip(2, 3).transpose(0, 1).contiguous();
+
+            double fwd = Median(repeats, () =>
+            {
+                using var noGrad = torch.no_grad();
+                F.conv2d(x, weight, bias, padding: [1, 1]).Dispose();
+            });
+            double bwd = Median(repeats, () =>
+            {
+                using var inner = torch.NewDisposeScope();
+                Tensor y = F.conv2d(x, weight, bias, padding: [1, 1]);
+                long t0 = Stopwatch.GetTimestamp();
+                torch.autograd.grad([y], [x], [gy]);
+                return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            });
+            double asForward = Median(repeats, () =>
+            {
+                using var noGrad = torch.no_grad();
+                F.conv2d(gy, flipped, padding: [1, 1]).Dispose();
+            });
+            double gflop = 2.0 * cout * cin * 9 * h * w / 1e9;
+            rows.Add(new ConvProfileRow(name, cin, cout, h, w, gflop, fwd, bwd, asForward));
+            cin = cout;
+        }
+
+        return rows;
+    }
+
+    private static Tensor Layout(Tensor t, bool channelsLast) =>
+        channelsLast ? t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) : t;
+
+    private static double Median(int repeats, Action action) => Median(repeats, () =>
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        action();
+        return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+    });
+
+    /// <summary>The median of <paramref name="repeats"/> runs after one warm-up; each run reports the milliseconds it timed.</summary>
+    private static double Median(int repeats, Func<double> timedRun)
+    {
+        timedRun();
+        var times = new double[repeats];
+        for (int i = 0; i < repeats; i++)
+        {
+            times[i] = timedRun();
+        }
+
+        Array.Sort(times);
+        return times[repeats / 2];
+    }
+}

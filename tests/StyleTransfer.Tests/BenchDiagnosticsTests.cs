@@ -1,0 +1,88 @@
+using System.Runtime.Intrinsics.X86;
+using StyleTransfer.Cli;
+using StyleTransfer.Diagnostics;
+using StyleTransfer.Networks;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace StyleTransfer.Tests;
+
+public class BenchDiagnosticsTests
+{
+    [Fact]
+    public void FmaPeakMeasuresAPlausibleRate()
+    {
+        FmaPeakResult peak = FmaPeak.Measure(threads: 2, seconds: 0.2);
+        Assert.Equal(Avx512F.IsSupported ? 512 : Fma.IsSupported ? 256 : 0, peak.VectorBits);
+        if (peak.VectorBits == 0)
+        {
+            return;
+        }
+
+        // Above 1 GFLOP/s per thread (a kernel that spilled to memory or stopped early would not be),
+        // and below what two FMA units could do at 6 GHz (a FLOP-counting error would not be).
+        double ceiling = 2 * (peak.VectorBits / 32) * 2 * 6.0;
+        Assert.InRange(peak.SingleThreadGflops, 1, ceiling);
+        Assert.InRange(peak.Gflops, 1, 2 * ceiling);
+    }
+
+    [Fact]
+    public void ConvProfileCoversVgg19ToConv51WithItsShapes()
+    {
+        TorchRuntime.EnsureLoaded();
+        IReadOnlyList<ConvProfileRow> rows = ConvProfile.Run(32, Precision.Fp32, channelsLast: true, repeats: 1);
+        Assert.Equal(13, rows.Count);
+        Assert.Equal(("conv1_1", 3L, 64L, 32L), (rows[0].Layer, rows[0].InChannels, rows[0].OutChannels, rows[0].Height));
+        Assert.Equal(("conv5_1", 512L, 512L, 2L), (rows[12].Layer, rows[12].InChannels, rows[12].OutChannels, rows[12].Height));
+
+        // 2 × 64 × 3 × 9 × 32² multiply-adds for conv1_1; the 13 layers sum to the counter's figure
+        // for the same network up to conv5_1 (forward only).
+        Assert.Equal(2.0 * 64 * 3 * 9 * 32 * 32 / 1e9, rows[0].Gflop, 12);
+        using Vgg19 vgg = Vgg19.CreateRandom(PoolingMode.Avg);
+        using var noGrad = torch.no_grad();
+        using Tensor probe = torch.zeros(1, 3, 32, 32);
+        double counted = ConvFlopCounter.Measure(() => vgg.Extract(probe, ["conv5_1"])) / 1e9;
+        Assert.Equal(counted, rows.Sum(r => r.Gflop), 9);
+        Assert.All(rows, r => Assert.True(r.ForwardMs > 0 && r.BackwardAsForwardMs > 0, r.ToString()));
+    }
+
+    [Fact]
+    public void InputGradientOfAPaddedConvIsTheForwardConvWithFlippedTransposedWeights()
+    {
+        // What the profile's bwd_as_fwd column times must be the same gradient autograd computes.
+        TorchRuntime.EnsureLoaded();
+        using var scope = torch.NewDisposeScope();
+        using var gen = new Generator(9);
+        Tensor w = torch.randn(new long[] { 8, 5, 3, 3 }, dtype: ScalarType.Float64, generator: gen);
+        Tensor x = torch.randn(new long[] { 1, 5, 12, 10 }, dtype: ScalarType.Float64, generator: gen).requires_grad_();
+        Tensor gy = torch.randn(new long[] { 1, 8, 12, 10 }, dtype: ScalarType.Float64, generator: gen);
+        Tensor expected = torch.autograd.grad([F.conv2d(x, w, padding: [1, 1])], [x], [gy])[0];
+        Tensor actual = F.conv2d(gy, w.flip(2, 3).transpose(0, 1), padding: [1, 1]);
+        Assert.True(TensorCompare.MaxRelativeError(expected, actual) < 1e-12);
+    }
+
+    [Fact]
+    public void ProfileIsRefusedOffVgg19()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliApp.Run(["bench", "--network", "resnet18", "--profile", "--sizes", "32", "-n", "1"], stdout, stderr);
+        Assert.Equal(CliApp.ExitBadInput, code);
+        Assert.Equal("error: --profile times VGG-19's convolutions on the CPU only" + Environment.NewLine, stderr.ToString());
+    }
+
+    [Fact]
+    public void BenchProfilePrintsOneLinePerConvolutionAndATotal()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliApp.Run(["bench", "--profile", "--sizes", "32", "-n", "1", "--peak-gflops", "100"], stdout, stderr);
+        Assert.Equal("", stderr.ToString());
+        Assert.Equal(CliApp.ExitOk, code);
+        string output = stdout.ToString();
+        Assert.Equal(13, System.Text.RegularExpressions.Regex.Matches(output, @"(?m)^profile conv\d_\d \d+->\d+ \d+x\d+ gflop=[0-9.]+ fwd_ms=[0-9.]+ fwd_gflops=\d+ bwd_ms=[0-9.]+ bwd_gflops=\d+ bwd_as_fwd_ms=[0-9.]+\r?$").Count);
+        Assert.Matches(@"(?m)^profile total 32 conv_ms=[0-9.]+ conv_gflops=\d+ peak_frac=[0-9.]+ channels_last=1 precision=fp32\r?$", output);
+        Assert.Matches(@"(?m)^bench vgg19 32 ", output);
+    }
+}
