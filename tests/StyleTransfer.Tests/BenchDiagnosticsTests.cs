@@ -44,7 +44,10 @@ public class BenchDiagnosticsTests
         using Tensor probe = torch.zeros(1, 3, 32, 32);
         double counted = ConvFlopCounter.Measure(() => vgg.Extract(probe, ["conv5_1"])) / 1e9;
         Assert.Equal(counted, rows.Sum(r => r.Gflop), 9);
-        Assert.All(rows, r => Assert.True(r.ForwardMs > 0 && r.BackwardAsForwardMs > 0, r.ToString()));
+        Assert.All(rows, r => Assert.True(r.ForwardMs > 0 && r.BackwardAsForwardMs > 0 && r.ReluMs > 0, r.ToString()));
+
+        // Pooling comes before conv2_1, conv3_1, conv4_1 and conv5_1 only.
+        Assert.Equal(["conv2_1", "conv3_1", "conv4_1", "conv5_1"], rows.Where(r => r.PoolMs > 0).Select(r => r.Layer));
     }
 
     [Fact]
@@ -81,8 +84,8 @@ public class BenchDiagnosticsTests
         Assert.Equal("", stderr.ToString());
         Assert.Equal(CliApp.ExitOk, code);
         string output = stdout.ToString();
-        Assert.Equal(13, System.Text.RegularExpressions.Regex.Matches(output, @"(?m)^profile conv\d_\d \d+->\d+ \d+x\d+ gflop=[0-9.]+ fwd_ms=[0-9.]+ fwd_gflops=\d+ bwd_ms=[0-9.]+ bwd_gflops=\d+ bwd_as_fwd_ms=[0-9.]+\r?$").Count);
-        Assert.Matches(@"(?m)^profile total 32 conv_ms=[0-9.]+ conv_gflops=\d+ peak_frac=[0-9.]+ channels_last=1 precision=fp32\r?$", output);
+        Assert.Equal(13, System.Text.RegularExpressions.Regex.Matches(output, @"(?m)^profile conv\d_\d \d+->\d+ \d+x\d+ gflop=[0-9.]+ fwd_ms=[0-9.]+ fwd_gflops=\d+ bwd_ms=[0-9.]+ bwd_gflops=\d+ bwd_as_fwd_ms=[0-9.]+ relu_ms=[0-9.]+ pool_ms=[0-9.]+\r?$").Count);
+        Assert.Matches(@"(?m)^profile total 32 conv_ms=[0-9.]+ conv_gflops=\d+ peak_frac=[0-9.]+ relu_ms=[0-9.]+ pool_ms=[0-9.]+ channels_last=1 precision=fp32\r?$", output);
         Assert.Matches(@"(?m)^bench vgg19 32 ", output);
     }
 }

@@ -13,7 +13,9 @@ namespace StyleTransfer.Diagnostics;
 /// <param name="ForwardMs">Median forward time.</param>
 /// <param name="BackwardMs">Median input-gradient time (the backward pass alone).</param>
 /// <param name="BackwardAsForwardMs">The same gradient computed as a forward convolution of the output gradient with the flipped, transposed weights.</param>
-public sealed record ConvProfileRow(string Layer, long InChannels, long OutChannels, long Height, long Width, double Gflop, double ForwardMs, double BackwardMs, double BackwardAsForwardMs)
+/// <param name="ReluMs">The ReLU after the convolution: forward (in place, as the network runs it) plus backward.</param>
+/// <param name="PoolMs">The 2×2 average pooling before the convolution, forward plus backward; 0 where there is none.</param>
+public sealed record ConvProfileRow(string Layer, long InChannels, long OutChannels, long Height, long Width, double Gflop, double ForwardMs, double BackwardMs, double BackwardAsForwardMs, double ReluMs, double PoolMs)
 {
     /// <summary>Forward GFLOP/s.</summary>
     public double ForwardGflops => Gflop / (ForwardMs / 1000);
@@ -24,14 +26,14 @@ public sealed record ConvProfileRow(string Layer, long InChannels, long OutChann
     /// <inheritdoc/>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"profile {Layer} {InChannels}->{OutChannels} {Height}x{Width} gflop={Gflop:F2} fwd_ms={ForwardMs:F1} fwd_gflops={ForwardGflops:F0} bwd_ms={BackwardMs:F1} bwd_gflops={BackwardGflops:F0} bwd_as_fwd_ms={BackwardAsForwardMs:F1}");
+        $"profile {Layer} {InChannels}->{OutChannels} {Height}x{Width} gflop={Gflop:F2} fwd_ms={ForwardMs:F1} fwd_gflops={ForwardGflops:F0} bwd_ms={BackwardMs:F1} bwd_gflops={BackwardGflops:F0} bwd_as_fwd_ms={BackwardAsForwardMs:F1} relu_ms={ReluMs:F1} pool_ms={PoolMs:F1}");
 }
 
 /// <summary>
 /// A per-layer profile of VGG-19's convolutions, which TorchSharp has no profiler for: each
 /// convolution up to conv5_1 (the paper's deepest tap) runs alone on random data of the shape it
 /// sees at the given image size, in the given precision and layout, forward and input-gradient
-/// backward, each the median of several runs. Comparing their sum with a full iteration's time
+/// backward, each the median of several runs; so do the ReLU after it and the pooling before it. Comparing their sum with a full iteration's time
 /// (<see cref="Benchmark"/>) says how much of an iteration is convolution and how far each layer is
 /// from the arithmetic peak.
 /// </summary>
@@ -87,8 +89,29 @@ public static class ConvProfile
                 using var noGrad = torch.no_grad();
                 F.conv2d(gy, flipped, padding: [1, 1]).Dispose();
             });
+            Tensor activation = Layout(torch.randn(new[] { 1, cout, h, w }, generator: gen).to(dtype), channelsLast);
+            double relu = Median(repeats, () =>
+            {
+                using var inner = torch.NewDisposeScope();
+                Tensor a = activation.clone().requires_grad_();
+                long t0 = Stopwatch.GetTimestamp();
+                torch.autograd.grad([F.relu(a)], [a], [gy]);
+                return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            });
+            double pool = 0;
+            if (poolBefore)
+            {
+                Tensor before = Layout(torch.randn(new[] { 1, cin, 2 * h, 2 * w }, generator: gen).to(dtype), channelsLast).requires_grad_();
+                Tensor gPool = Layout(torch.randn(new[] { 1, cin, h, w }, generator: gen).to(dtype), channelsLast);
+                pool = Median(repeats, () =>
+                {
+                    using var inner = torch.NewDisposeScope();
+                    torch.autograd.grad([F.avg_pool2d(before, kernel_size: 2, stride: 2)], [before], [gPool]);
+                });
+            }
+
             double gflop = 2.0 * cout * cin * 9 * h * w / 1e9;
-            rows.Add(new ConvProfileRow(name, cin, cout, h, w, gflop, fwd, bwd, asForward));
+            rows.Add(new ConvProfileRow(name, cin, cout, h, w, gflop, fwd, bwd, asForward, relu, pool));
             cin = cout;
         }
 

@@ -123,7 +123,7 @@ public sealed class AlexNet : IFeatureNetwork
     {
         int deepest = NetworkTensors.Deepest(requested, tapIndex, Name, taps);
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        Tensor x = (image - mean) / std;
+        Tensor x = (image.to(mean.dtype) - mean) / std;
         int next = 0;
         for (int k = 0; k < convs.Length && next <= deepest; k++)
         {

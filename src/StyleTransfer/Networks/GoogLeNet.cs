@@ -203,7 +203,7 @@ public sealed class GoogLeNet : IFeatureNetwork
     {
         int deepest = NetworkTensors.Deepest(requested, tapIndex, Name, Stages);
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        Tensor x = (image - mean) / std;
+        Tensor x = (image.to(mean.dtype) - mean) / std;
         for (int i = 0; i <= deepest; i++)
         {
             string stage = Stages[i];

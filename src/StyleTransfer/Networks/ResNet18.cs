@@ -173,15 +173,20 @@ public sealed class ResNet18 : IFeatureNetwork
 
     public void MoveTo(Device device, ScalarType? dtype = null)
     {
-        foreach (Conv c in blocks.SelectMany(b => b.Convs).Prepend(stem))
+        // The input stage (preprocessing and the 7×7 stem convolution) stays float32 in reduced
+        // precision: bf16 would round the image itself to 8 significant bits (docs/performance.md).
+        ScalarType? stemType = dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : dtype;
+        foreach (Conv c in blocks.SelectMany(b => b.Convs))
         {
             c.Weight = NetworkTensors.Move(c.Weight, device, dtype);
             c.Bias = NetworkTensors.Move(c.Bias, device, dtype);
         }
 
-        channelIndex = NetworkTensors.Move(channelIndex, device, dtype);
-        channelScale = NetworkTensors.Move(channelScale, device, dtype);
-        offset = NetworkTensors.Move(offset, device, dtype);
+        stem.Weight = NetworkTensors.Move(stem.Weight, device, stemType);
+        stem.Bias = NetworkTensors.Move(stem.Bias, device, stemType);
+        channelIndex = NetworkTensors.Move(channelIndex, device, stemType);
+        channelScale = NetworkTensors.Move(channelScale, device, stemType);
+        offset = NetworkTensors.Move(offset, device, stemType);
         ClearResized();
     }
 
@@ -215,8 +220,8 @@ public sealed class ResNet18 : IFeatureNetwork
             return tapIndex[name] >= deepest;
         }
 
-        Tensor x = Preprocess(image);
-        x = stem.Apply(x, Padding);
+        Tensor x = Preprocess(image.to(stem.Weight.dtype));
+        x = stem.Apply(x, Padding).to(blocks[0].Conv1.Weight.dtype); // float32 input stage, then the network's precision
         bool keepConv = requested.Contains("conv1");
         if (Emit("conv1", x))
         {

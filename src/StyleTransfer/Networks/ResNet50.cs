@@ -193,7 +193,7 @@ public sealed class ResNet50 : IFeatureNetwork
             return tapIndex[name] >= deepest;
         }
 
-        Tensor x = (image - mean) / std;
+        Tensor x = (image.to(mean.dtype) - mean) / std;
         NetworkTensors.RequireFits(x, 7, 3, Name, "conv1");
         x = stem.Apply(x, stride: 2, padding: 3, Padding);
         bool keepConv = requested.Contains("conv1");

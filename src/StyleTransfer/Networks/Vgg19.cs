@@ -177,7 +177,7 @@ public sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
         }
 
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        Tensor x = (image - mean) / std;
+        Tensor x = (image.to(mean.dtype) - mean) / std;
         int tapIndex = 0, conv = 0;
         for (int block = 0; block < BlockSizes.Length && tapIndex <= deepest; block++)
         {
