@@ -235,7 +235,8 @@ public sealed class Lbfgs : IDisposable
         int skip = Math.Max(0, state.Ys.Count - historySize);
         for (int i = skip; i < state.Ys.Count; i++)
         {
-            StorePair(state.Ys[i].reshape(-1), state.Ss[i].reshape(-1), state.Rhos[i]);
+            using Tensor y = state.Ys[i].reshape(-1), s = state.Ss[i].reshape(-1);
+            StorePair(y, s, state.Rhos[i]);
         }
 
         hDiag = state.HDiag;
@@ -310,8 +311,8 @@ public sealed class Lbfgs : IDisposable
 
         Tensor yRow = ySlab![row];
         Tensor sRow = sSlab![row];
-        yRow.copy_(y.to(yRow.device));
-        sRow.copy_(s.to(sRow.device));
+        yRow.copy_(y); // copy_ moves across devices itself (a checkpoint's pairs are on the CPU)
+        sRow.copy_(s);
         history.Add((yRow.DetachFromDisposeScope(), sRow.DetachFromDisposeScope(), rho, row));
     }
 
