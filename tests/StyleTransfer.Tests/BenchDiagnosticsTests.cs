@@ -66,6 +66,14 @@ public class BenchDiagnosticsTests
     }
 
     [Fact]
+    public void BenchLineCarriesTheMemoryReadingsItHas()
+    {
+        var r = new BenchResult("resnet18", 256, 500, 120.84, 84.6, 7.3, 60.7, 0.178, 340, 669, RssAt50Mb: 669, RssAt150Mb: 669, RssAt500Mb: 670);
+        Assert.Equal("bench resnet18 256 ms=120.8 min_ms=84.6 gflop_per_iter=7.3 gflops=60.7 peak_frac=0.18 peak_gflops=340 rss_mb=669 rss50_mb=669 rss150_mb=669 rss500_mb=670 iters=500 device=cpu precision=fp32", r.ToString());
+        Assert.Equal("bench resnet18 256 ms=120.8 min_ms=84.6 gflop_per_iter=7.3 gflops=60.7 peak_frac=0.18 peak_gflops=340 rss_mb=669 rss50_mb=669 iters=500 device=cpu precision=fp32", (r with { RssAt150Mb = null, RssAt500Mb = null }).ToString());
+    }
+
+    [Fact]
     public void ProfileIsRefusedOffVgg19()
     {
         var stdout = new StringWriter();

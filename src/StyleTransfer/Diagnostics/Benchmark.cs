@@ -10,13 +10,14 @@ namespace StyleTransfer.Diagnostics;
 /// <summary>One measured case: median time per optimiser iteration and what it achieves.</summary>
 /// <param name="RssMb">Peak resident memory of the process at the end.</param>
 /// <param name="RssAt50Mb">Peak resident memory after timed iteration 50 (runs of 50 or more), to check that memory stays flat.</param>
-/// <param name="RssAt150Mb">The same after iteration 150, once the L-BFGS memory (100 pairs) is full.</param>
-public sealed record BenchResult(string Network, int Size, int Iterations, double MedianMs, double MinMs, double Gflop, double Gflops, double PeakFraction, double PeakGflops, long RssMb, string Device = "cpu", Precision Precision = Precision.Fp32, long? RssAt50Mb = null, long? RssAt150Mb = null)
+/// <param name="RssAt150Mb">The same after iteration 150 (runs of 150 or more).</param>
+/// <param name="RssAt500Mb">The same after iteration 500 (runs of 500 or more): issue 6's "flat" compares it with <paramref name="RssAt50Mb"/>.</param>
+public sealed record BenchResult(string Network, int Size, int Iterations, double MedianMs, double MinMs, double Gflop, double Gflops, double PeakFraction, double PeakGflops, long RssMb, string Device = "cpu", Precision Precision = Precision.Fp32, long? RssAt50Mb = null, long? RssAt150Mb = null, long? RssAt500Mb = null)
 {
     /// <summary>One machine-readable line: <c>bench vgg19 512 ms=… gflops=… peak_frac=… rss_mb=…</c>.</summary>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"bench {Network} {Size} ms={MedianMs:F1} min_ms={MinMs:F1} gflop_per_iter={Gflop:F1} gflops={Gflops:F1} peak_frac={PeakFraction:F2} peak_gflops={PeakGflops:F0} rss_mb={RssMb}{(RssAt50Mb is { } r50 ? $" rss50_mb={r50}" : "")}{(RssAt150Mb is { } r150 ? $" rss150_mb={r150}" : "")} iters={Iterations} device={Device} precision={Precision.ToString().ToLowerInvariant()}");
+        $"bench {Network} {Size} ms={MedianMs:F1} min_ms={MinMs:F1} gflop_per_iter={Gflop:F1} gflops={Gflops:F1} peak_frac={PeakFraction:F2} peak_gflops={PeakGflops:F0} rss_mb={RssMb}{(RssAt50Mb is { } r50 ? $" rss50_mb={r50}" : "")}{(RssAt150Mb is { } r150 ? $" rss150_mb={r150}" : "")}{(RssAt500Mb is { } r500 ? $" rss500_mb={r500}" : "")} iters={Iterations} device={Device} precision={Precision.ToString().ToLowerInvariant()}");
 }
 
 /// <summary>
@@ -59,7 +60,7 @@ public static class Benchmark
         Tensor style = torch.rand(new long[] { 1, 3, size, size }, generator: gen);
         var times = new List<double>();
         TimeSpan last = TimeSpan.Zero;
-        long? rssAt50 = null, rssAt150 = null;
+        long? rssAt50 = null, rssAt150 = null, rssAt500 = null;
         var progress = new Recorder(r =>
         {
             if (r.Iteration > 1)
@@ -67,18 +68,16 @@ public static class Benchmark
                 times.Add((r.Elapsed - last).TotalMilliseconds);
             }
 
-            if (r.Iteration is 51 or 151)
+            if (r.Iteration is 51 or 151 or 501)
             {
                 using var self = Process.GetCurrentProcess();
                 long peakMb = self.PeakWorkingSet64 / (1024 * 1024);
-                if (r.Iteration == 51)
+                _ = r.Iteration switch
                 {
-                    rssAt50 = peakMb;
-                }
-                else
-                {
-                    rssAt150 = peakMb;
-                }
+                    51 => rssAt50 = peakMb,
+                    151 => rssAt150 = peakMb,
+                    _ => rssAt500 = peakMb,
+                };
             }
 
             last = r.Elapsed;
@@ -100,7 +99,7 @@ public static class Benchmark
         double peak = peakGflops ?? (dev.type == DeviceType.CPU ? FmaPeak.Measure(torch.get_num_threads()).Gflops : double.NaN);
         double achieved = gflop / (median / 1000);
         long rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
-        return new BenchResult(network, size, iterations, median, times[0], gflop, achieved, achieved / peak, peak, rss, device, precision, rssAt50, rssAt150);
+        return new BenchResult(network, size, iterations, median, times[0], gflop, achieved, achieved / peak, peak, rss, device, precision, rssAt50, rssAt150, rssAt500);
     }
 
     private static Vgg19 PrepareRandomVgg(Device device)
