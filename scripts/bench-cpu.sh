@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # CPU performance cases of docs/performance.md, one after another; run on a quiet machine
-# (`uptime` load near 0). Prints the bench lines, then the precision comparison runs.
+# (`uptime` load near 0). Prints the measured peak, the bench lines, the per-layer profiles and the
+# 500-iteration memory runs. The README example in fp32 and bf16 (loss, wall, memory) is run by hand:
+#   /usr/bin/time -v stylize examples/village.jpg examples/swirls.jpg -o out.png --seed 1 [--precision bf16]
 #   scripts/bench-cpu.sh [quick]     quick: fewer iterations, no 1024 px, no 500-iteration memory run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +28,7 @@ if [ "${1:-}" != quick ]; then
     echo "## vgg19 $prec 512 px profile (each convolution alone), channels_last"
     $S bench --profile --precision $prec --sizes 512 -n 3 | grep -E '^(profile|bench)'
   done
-  echo "## memory: resnet18 256 px, 500 iterations (peak RSS after 50 and 150 vs at the end)"
+  echo "## memory: resnet18 256 px, 500 iterations (rss50_mb, rss150_mb, rss500_mb)"
   $S bench --network resnet18 --sizes 256 -n 500 | grep '^bench'
   echo "## memory: vgg19 128 px, 500 iterations"
   $S bench --network vgg19 --sizes 128 -n 500 | grep '^bench'
