@@ -335,18 +335,14 @@ public static class CliApp
             {
                 if (profile)
                 {
-                    bool channelsLast = Environment.GetEnvironmentVariable("STYLIZE_CHANNELS_LAST") != "0";
-                    double convMs = 0, gflop = 0, reluMs = 0, poolMs = 0;
-                    foreach (Diagnostics.ConvProfileRow row in Diagnostics.ConvProfile.Run(size, precision, channelsLast))
+                    bool channelsLast = Networks.MixedPrecisionNetwork.PrefersChannelsLast("vgg19", TorchSharp.torch.CPU);
+                    IReadOnlyList<Diagnostics.ConvProfileRow> rows = Diagnostics.ConvProfile.Run(size, precision, channelsLast);
+                    foreach (Diagnostics.ConvProfileRow row in rows)
                     {
                         stdout.WriteLine(row);
-                        convMs += row.ForwardMs + row.BackwardMs;
-                        gflop += 2 * row.Gflop;
-                        reluMs += row.ReluMs;
-                        poolMs += row.PoolMs;
                     }
 
-                    stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"profile total {size} conv_ms={convMs:F1} conv_gflops={gflop / (convMs / 1000):F0} peak_frac={gflop / (convMs / 1000) / peak!.Value:F2} relu_ms={reluMs:F1} pool_ms={poolMs:F1} channels_last={(channelsLast ? 1 : 0)} precision={precision.ToString().ToLowerInvariant()}"));
+                    stdout.WriteLine(Diagnostics.ConvProfile.Total(rows, size, peak!.Value, channelsLast, precision));
                 }
 
                 stdout.WriteLine(Diagnostics.Benchmark.Run(p.GetValue(Network)!, size, iterations, peak, device, precision));

@@ -16,9 +16,9 @@ public sealed class LossTests
     {
         using var scope = torch.NewDisposeScope();
         Tensor nchw = torch.randn(new long[] { 1, 16, 9, 7 }, dtype: ScalarType.Float64, generator: new Generator(4));
-        Tensor nhwc = nchw.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
-        Assert.True(Gram.IsChannelsLast(nhwc));
-        Assert.False(Gram.IsChannelsLast(nchw));
+        Tensor nhwc = TensorLayout.ToChannelsLast(nchw);
+        Assert.True(TensorLayout.IsChannelsLast(nhwc));
+        Assert.False(TensorLayout.IsChannelsLast(nchw));
         var grads = new List<Tensor>();
         var grams = new List<Tensor>();
         foreach (Tensor map in new[] { nchw, nhwc })
@@ -32,7 +32,7 @@ public sealed class LossTests
 
         Assert.True(TensorCompare.MaxRelativeError(grams[0], grams[1]) < 1e-12);
         Assert.True(TensorCompare.MaxRelativeError(grads[0], grads[1]) < 1e-12);
-        Assert.True(Gram.IsChannelsLast(grads[1]), "the gradient comes back channels-last: no layout change on the way back");
+        Assert.True(TensorLayout.IsChannelsLast(grads[1]), "the gradient comes back channels-last: no layout change on the way back");
     }
 
     [Fact]

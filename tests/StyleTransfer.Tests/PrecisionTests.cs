@@ -1,5 +1,4 @@
 using StyleTransfer.Cli;
-using StyleTransfer.Losses;
 using StyleTransfer.Networks;
 using StyleTransfer.Optimization;
 using TorchSharp;
@@ -82,7 +81,7 @@ public sealed class PrecisionTests
 
         foreach (string tap in taps)
         {
-            Assert.True(Gram.IsChannelsLast(feats[1][tap]), $"{tap} comes back channels-last, for the Gram to read without a copy");
+            Assert.True(TensorLayout.IsChannelsLast(feats[1][tap]), $"{tap} comes back channels-last, for the Gram to read without a copy");
             double err = TensorCompare.MaxRelativeError(feats[0][tap], feats[1][tap]);
             Assert.True(err < 1e-5, $"{tap}: channels-last differs by {err:E2}");
         }

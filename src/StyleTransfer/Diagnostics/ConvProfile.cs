@@ -33,20 +33,14 @@ public sealed record ConvProfileRow(string Layer, long InChannels, long OutChann
 /// A per-layer profile of VGG-19's convolutions, which TorchSharp has no profiler for: each
 /// convolution up to conv5_1 (the paper's deepest tap) runs alone on random data of the shape it
 /// sees at the given image size, in the given precision and layout, forward and input-gradient
-/// backward, each the median of several runs; so do the ReLU after it and the pooling before it. Comparing their sum with a full iteration's time
-/// (<see cref="Benchmark"/>) says how much of an iteration is convolution and how far each layer is
-/// from the arithmetic peak.
+/// backward, each the median of several runs; so do the ReLU after it and the pooling before it.
+/// Comparing their sum with a full iteration's time (<see cref="Benchmark"/>) says how much of an
+/// iteration is convolution and how far each layer is from the arithmetic peak.
 /// </summary>
 public static class ConvProfile
 {
-    private static readonly (string Name, long Out, bool PoolBefore)[] Layers =
-    [
-        ("conv1_1", 64, false), ("conv1_2", 64, false),
-        ("conv2_1", 128, true), ("conv2_2", 128, false),
-        ("conv3_1", 256, true), ("conv3_2", 256, false), ("conv3_3", 256, false), ("conv3_4", 256, false),
-        ("conv4_1", 512, true), ("conv4_2", 512, false), ("conv4_3", 512, false), ("conv4_4", 512, false),
-        ("conv5_1", 512, true),
-    ];
+    /// <summary>The paper's deepest tap: the profile stops there.</summary>
+    private const string Deepest = "conv5_1";
 
     /// <summary>Profiles every layer at <paramref name="size"/> px; <paramref name="repeats"/> timed runs each after one warm-up.</summary>
     public static IReadOnlyList<ConvProfileRow> Run(int size, Precision precision, bool channelsLast, int repeats = 5)
@@ -54,9 +48,9 @@ public static class ConvProfile
         TorchRuntime.EnsureLoaded();
         ScalarType dtype = MixedPrecisionNetwork.TypeOf(precision);
         var rows = new List<ConvProfileRow>();
-        long cin = 3, h = size, w = size;
+        long h = size, w = size;
         using var gen = new Generator(5);
-        foreach ((string name, long cout, bool poolBefore) in Layers)
+        foreach ((string name, long cin, long cout, bool poolBefore) in Vgg19.ConvLayers())
         {
             if (poolBefore)
             {
@@ -112,14 +106,29 @@ public static class ConvProfile
 
             double gflop = 2.0 * cout * cin * 9 * h * w / 1e9;
             rows.Add(new ConvProfileRow(name, cin, cout, h, w, gflop, fwd, bwd, asForward, relu, pool));
-            cin = cout;
+            if (name == Deepest)
+            {
+                break;
+            }
         }
 
         return rows;
     }
 
-    private static Tensor Layout(Tensor t, bool channelsLast) =>
-        channelsLast ? t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) : t;
+    /// <summary>
+    /// One summary line: convolution time (forward + backward) and its GFLOP/s against
+    /// <paramref name="peakGflops"/>, and the ReLU and pooling times, summed over the layers.
+    /// </summary>
+    public static string Total(IReadOnlyList<ConvProfileRow> rows, int size, double peakGflops, bool channelsLast, Precision precision)
+    {
+        double convMs = rows.Sum(r => r.ForwardMs + r.BackwardMs);
+        double gflops = rows.Sum(r => 2 * r.Gflop) / (convMs / 1000);
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"profile total {size} conv_ms={convMs:F1} conv_gflops={gflops:F0} peak_frac={gflops / peakGflops:F2} relu_ms={rows.Sum(r => r.ReluMs):F1} pool_ms={rows.Sum(r => r.PoolMs):F1} channels_last={(channelsLast ? 1 : 0)} precision={precision.ToString().ToLowerInvariant()}");
+    }
+
+    private static Tensor Layout(Tensor t, bool channelsLast) => channelsLast ? TensorLayout.ToChannelsLast(t) : t;
 
     private static double Median(int repeats, Action action) => Median(repeats, () =>
     {

@@ -15,7 +15,7 @@ public static class Gram
     public static Tensor Compute(Tensor features)
     {
         long n = features.shape[^3];
-        if (features.dim() == 4 && features.shape[0] == 1 && n > 1 && IsChannelsLast(features))
+        if (features.dim() == 4 && features.shape[0] == 1 && n > 1 && TensorLayout.IsChannelsLast(features))
         {
             using Tensor ft = features.permute(0, 2, 3, 1).reshape(-1, n);
             return ft.t().mm(ft);
@@ -23,12 +23,5 @@ public static class Gram
 
         using Tensor f = features.reshape(n, -1);
         return f.mm(f.t());
-    }
-
-    /// <summary>Whether a [1,N,H,W] tensor is laid out NHWC (channel stride 1, dense).</summary>
-    internal static bool IsChannelsLast(Tensor features)
-    {
-        using Tensor nhwc = features.permute(0, 2, 3, 1);
-        return nhwc.is_contiguous() && features.stride(1) == 1;
     }
 }

@@ -73,12 +73,15 @@ public sealed class MixedPrecisionNetwork : IFeatureNetwork
     /// and the extra layout copies count), the other networks and CUDA were not measured and keep
     /// libtorch's default layout (docs/performance.md). STYLIZE_CHANNELS_LAST=0 or 1 overrides.
     /// </summary>
-    public static bool PrefersChannelsLast(IFeatureNetwork net) =>
+    public static bool PrefersChannelsLast(IFeatureNetwork net) => PrefersChannelsLast(net.Name, net.Device);
+
+    /// <summary>The same rule for a network by name on <paramref name="device"/>.</summary>
+    public static bool PrefersChannelsLast(string network, Device device) =>
         Environment.GetEnvironmentVariable("STYLIZE_CHANNELS_LAST") switch
         {
             "0" => false,
             "1" => true,
-            _ => net.Device.type == DeviceType.CPU && net.Name == "vgg19",
+            _ => device.type == DeviceType.CPU && network == "vgg19",
         };
 
     /// <summary><paramref name="net"/> itself for fp32 in the default layout, else wrapped (and owned).</summary>
@@ -99,7 +102,7 @@ public sealed class MixedPrecisionNetwork : IFeatureNetwork
         Tensor input = image;
         if (ChannelsLast && input.dim() == 4)
         {
-            input = input.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+            input = TensorLayout.ToChannelsLast(input);
         }
 
         Dictionary<string, Tensor> feats = inner.Extract(input, taps);

@@ -53,6 +53,24 @@ public sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
 
     public string Name => "vgg19";
 
+    /// <summary>
+    /// The convolutions at ImageNet widths, in order: name, input and output channels, and whether
+    /// a 2×2 pooling comes before it (for <see cref="Diagnostics.ConvProfile"/>).
+    /// </summary>
+    internal static IEnumerable<(string Name, long In, long Out, bool PoolBefore)> ConvLayers()
+    {
+        long inChannels = 3;
+        int n = 0;
+        for (int b = 0; b < BlockSizes.Length; b++)
+        {
+            for (int k = 0; k < BlockSizes[b]; k++, n++)
+            {
+                yield return ($"conv{b + 1}_{k + 1}", inChannels, ImageNetWidths[n], b > 0 && k == 0);
+                inChannels = ImageNetWidths[n];
+            }
+        }
+    }
+
     public PoolingMode Pooling { get; }
 
     public FirstConvPadding Padding { get; set; }
