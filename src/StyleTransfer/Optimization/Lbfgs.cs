@@ -303,10 +303,10 @@ public sealed class Lbfgs : IDisposable
         }
         else
         {
+            // Until the history is full the pairs sit in rows 0 … Count−1: it only ever loses
+            // pairs all at once (ClearHistory), or its oldest when full, whose row is reused above.
             EnsureRows(history.Count + 1);
-            var used = new bool[ySlab!.shape[0]];
-            history.ForEach(h => used[h.Row] = true);
-            row = Array.IndexOf(used, false);
+            row = history.Count;
         }
 
         Tensor yRow = ySlab![row];
