@@ -10,20 +10,8 @@ namespace StyleTransfer.Tests;
 /// input: exit code 2 (3 for a diverged loss), exactly one line on stderr, nothing written, an
 /// existing output untouched.
 /// </summary>
-public sealed class CliTests : IDisposable
+public sealed class CliTests : CliImagesTest
 {
-    private readonly TempDir dir = new();
-    private readonly string content;
-    private readonly string style;
-
-    public CliTests()
-    {
-        content = TestImages.Save(TestImages.Scene(60, 40), dir.File("content.png"));
-        style = TestImages.Save(TestImages.Stripes(48, 48), dir.File("style.png"));
-    }
-
-    public void Dispose() => dir.Dispose();
-
     [Fact]
     public void StylizesEndToEnd()
     {

@@ -12,20 +12,8 @@ namespace StyleTransfer.Tests;
 /// `stylize reconstruct | texture | figure1 | grid` and --log/--plot end to end on tiny images with
 /// the fixture weights, and their bad inputs: exit code 2, one stderr line, nothing written.
 /// </summary>
-public sealed class ExperimentCliTests : IDisposable
+public sealed class ExperimentCliTests : CliImagesTest
 {
-    private readonly TempDir dir = new();
-    private readonly string content;
-    private readonly string style;
-
-    public ExperimentCliTests()
-    {
-        content = TestImages.Save(TestImages.Scene(60, 40), dir.File("content.png"));
-        style = TestImages.Save(TestImages.Stripes(48, 48), dir.File("style.png"));
-    }
-
-    public void Dispose() => dir.Dispose();
-
     [Fact]
     public void ReconstructWritesTheImageTheLogAndThePlot()
     {

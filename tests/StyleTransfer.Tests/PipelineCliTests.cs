@@ -9,20 +9,8 @@ namespace StyleTransfer.Tests;
 /// with the narrow VGG-19 fixture, and each bad input with its exact one-line message, exit code 2
 /// and an existing output left untouched.
 /// </summary>
-public sealed class PipelineCliTests : IDisposable
+public sealed class PipelineCliTests : CliImagesTest
 {
-    private readonly TempDir dir = new();
-    private readonly string content;
-    private readonly string style;
-
-    public PipelineCliTests()
-    {
-        content = TestImages.Save(TestImages.Scene(60, 40), dir.File("content.png"));
-        style = TestImages.Save(TestImages.Stripes(48, 48), dir.File("style.png"));
-    }
-
-    public void Dispose() => dir.Dispose();
-
     [Fact]
     public void MultiScaleLuminanceReplicateRunEndToEnd()
     {

@@ -36,6 +36,29 @@ internal sealed class TempDir : IDisposable
     }
 }
 
+/// <summary>
+/// The CLI test classes' common ground: a temporary folder holding a 60×40 scene as content.png and
+/// 48×48 stripes as style.png, deleted after each test.
+/// </summary>
+public abstract class CliImagesTest : IDisposable
+{
+    private protected readonly TempDir dir = new();
+    private protected readonly string content;
+    private protected readonly string style;
+
+    private protected CliImagesTest()
+    {
+        content = TestImages.Save(TestImages.Scene(60, 40), dir.File("content.png"));
+        style = TestImages.Save(TestImages.Stripes(48, 48), dir.File("style.png"));
+    }
+
+    public void Dispose()
+    {
+        dir.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
+
 /// <summary>The CLI run in-process, as the CLI test classes run it: options they leave out get test defaults.</summary>
 internal static class CliRun
 {
