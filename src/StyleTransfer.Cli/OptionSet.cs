@@ -40,6 +40,9 @@ internal sealed class OptionSet
     public readonly Option<double> StyleScale = new("--style-scale") { Description = "Style image size relative to the output size (default 1)" };
     public readonly Option<string> Precision = new Option<string>("--precision") { Description = "Network arithmetic: fp32, bf16 or fp16 (fp16: CUDA only); Grams, losses and the optimiser stay fp32/fp64", DefaultValueFactory = _ => "fp32" }.AcceptOnlyFromAmong("fp32", "bf16", "fp16");
     public readonly Option<string> StyleLoss = new Option<string>("--style-loss") { Description = "Style statistic: gram (the paper) or w2 (Wasserstein-2 between Gaussian fits of the features) (default gram)" }.AcceptOnlyFromAmong("gram", "w2");
+    public readonly Option<bool> AntiAlias = new("--anti-alias") { Description = "Low-pass the image (3×3 binomial) before the network: no 2-pixel lattice, less colour speckle (true/false; default: the network's)" };
+    public readonly Option<bool> SizeInvariant = new("--size-invariant") { Description = "Content and TV losses per pixel (scaled to 512×512) instead of summed, so α/β means the same at every size and scale (true/false; default: the network's)" };
+    public readonly Option<int> ScaleStart = new("--scale-start") { Description = $"Long edge of the first scale of --scales auto, in pixels (default: the network's; {StyleTransferOptions.AutoScaleStart} for vgg19)" };
     public readonly Option<string> Padding = new Option<string>("--padding") { Description = "Padding of the network's first convolution: zero (default) or replicate" }.AcceptOnlyFromAmong("zero", "replicate");
 
     // Pipeline options: only the stylize command itself takes them (AddPipelineTo).
@@ -50,7 +53,7 @@ internal sealed class OptionSet
     [
         Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
         Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, FeatureTransform,
-        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss, Padding,
+        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss, Padding, AntiAlias, SizeInvariant, ScaleStart,
     ];
 
     /// <summary>Adds the options that only the full stylize pipeline honours (colour preservation, scales).</summary>
@@ -199,6 +202,21 @@ internal sealed class OptionSet
         if (Given(p, StyleLoss))
         {
             o = o with { StyleLoss = Enum.Parse<StyleLossKind>(p.GetValue(StyleLoss)!, ignoreCase: true) };
+        }
+
+        if (Given(p, ScaleStart))
+        {
+            o = o with { ScaleStart = p.GetValue(ScaleStart) };
+        }
+
+        if (Given(p, SizeInvariant))
+        {
+            o = o with { SizeInvariant = p.GetValue(SizeInvariant) };
+        }
+
+        if (Given(p, AntiAlias))
+        {
+            o = o with { AntiAlias = p.GetValue(AntiAlias) };
         }
 
         if (Given(p, Padding))

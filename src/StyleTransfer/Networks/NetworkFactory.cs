@@ -195,7 +195,8 @@ public static class NetworkFactory
         try
         {
             net.Padding = options.Padding;
-            return MixedPrecisionNetwork.Wrap(net, options.Precision);
+            IFeatureNetwork wrapped = MixedPrecisionNetwork.Wrap(net, options.Precision);
+            return options.AntiAlias ? new AntiAliasedInput(wrapped) : wrapped;
         }
         catch
         {
