@@ -31,6 +31,24 @@ public sealed class QualityRecipeTests
     }
 
     [Fact]
+    public void TheFilterKeepsFlatColoursAndRemovesAColourCheckerboardOfConstantLuminance()
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor flat = torch.tensor(new float[] { 0.8f, 0.3f, 0.1f }).reshape(1, 3, 1, 1).expand(1, 3, 12, 12).contiguous();
+        Assert.True((AntiAliasedInput.Filter(flat) - flat).abs().max().ToDouble() < 1e-6);
+
+        // Two colours of equal BT.601 luminance (0.5) in a 1-pixel checkerboard: pure chroma at the Nyquist frequency.
+        Tensor board = (torch.arange(12).reshape(12, 1) + torch.arange(12).reshape(1, 12)).remainder(2).to(ScalarType.Float32);
+        Tensor magenta = torch.tensor(new float[] { 0.9f, 0.5f - (0.4f * 0.299f / 0.587f), 0.5f }).reshape(3, 1, 1);
+        Tensor luma = (0.299f * magenta[0]) + (0.587f * magenta[1]) + (0.114f * magenta[2]);
+        Assert.Equal(0.5, luma.ToDouble(), 5);
+        Tensor green = (2 * 0.5f) - magenta;
+        Tensor image = ((board * magenta) + ((1 - board) * green)).unsqueeze(0);
+        Tensor filtered = AntiAliasedInput.Filter(image)[.., .., 2..^2, 2..^2];
+        Assert.True((filtered - 0.5f).abs().max().ToDouble() < 1e-5, "the colour checkerboard survived the filter");
+    }
+
+    [Fact]
     public void TheWrappedNetworkCannotSeeACheckerboardAddedToTheImage()
     {
         using var scope = torch.NewDisposeScope();
@@ -41,8 +59,8 @@ public sealed class QualityRecipeTests
         Tensor a = net.Extract(image, ["relu1_1"])["relu1_1"];
         Tensor b = net.Extract(noisy, ["relu1_1"])["relu1_1"];
 
-        // relu1_1 is a 3×3 convolution of the filtered image: away from the 2-pixel border it is unchanged.
-        double inner = (a - b)[.., .., 2..^2, 2..^2].abs().max().ToDouble();
+        // relu1_1 is a 3×3 convolution of the filtered image (5×5 on chroma): away from a 3-pixel border it is unchanged.
+        double inner = (a - b)[.., .., 3..^3, 3..^3].abs().max().ToDouble();
         Assert.True(inner < 1e-5, $"interior features moved by {inner:E2}");
 
         // Without the filter the same checkerboard moves them a lot.
