@@ -15,8 +15,11 @@ namespace StyleTransfer.Cli;
 internal sealed class MetricsCommand
 {
     public readonly Argument<string[]> Images = new("IMAGE") { Description = "Images to measure", Arity = ArgumentArity.OneOrMore };
-    public readonly Option<int> Size = new("--size") { Description = "Long edge the images (and STYLE, × --style-scale) are scaled to before measuring (Lanczos-3, as for stylising)", DefaultValueFactory = _ => ImageMetrics.DefaultSize };
+    public readonly Option<int> Size = new("--size") { Description = "Long edge the images (and STYLE, × --style-scale) are scaled to before measuring (Lanczos-3, as for stylising; at most 4096)", DefaultValueFactory = _ => ImageMetrics.DefaultSize };
     public readonly Option<string?> Style = new("--style") { Description = "Also print each image's style loss Σ w_l E_l against this style image, as a run with the image as content image and start point reports it at its first iteration (-n 1 --init content)" };
+
+    /// <summary>Largest --size: the float64 temporaries of a 4096 px image take a few hundred MB.</summary>
+    private const int MaxSize = 4096;
 
     private readonly OptionSet set = new();
 
@@ -36,45 +39,39 @@ internal sealed class MetricsCommand
     public int Run(ParseResult p, TextWriter stdout)
     {
         int size = p.GetValue(Size);
-        if (size < ImageIO.MinSide || size > 16384)
+        if (size < ImageIO.MinSide || size > MaxSize)
         {
-            throw new StyleTransferException(size < ImageIO.MinSide ? $"--size must be at least {ImageIO.MinSide}, not {size}" : $"--size must be at most 16384, not {size}");
+            throw new StyleTransferException(size < ImageIO.MinSide ? $"--size must be at least {ImageIO.MinSide}, not {size}" : $"--size must be at most {MaxSize}, not {size}");
         }
 
         string? stylePath = p.GetValue(Style);
         StyleTransferOptions? options = stylePath is null ? null : set.Build(p, size);
         string[] paths = p.GetRequiredValue(Images);
         TorchRuntime.EnsureLoaded();
-        var images = new List<Tensor>();
-        try
-        {
-            // Every input is read (and refused) before anything is printed.
-            foreach (string path in paths)
-            {
-                images.Add(ImageIO.LoadTensor(path, "image", size));
-            }
 
-            using StyleLossMeter? meter = stylePath is null ? null : new StyleLossMeter(stylePath, options!);
+        // Every input is read (and refused) before anything is printed; then one at a time.
+        foreach (string path in paths)
+        {
+            ImageIO.Load(path, "image").Dispose();
+        }
+
+        using StyleLossMeter? meter = stylePath is null ? null : new StyleLossMeter(stylePath, options!);
+        if (meter != null)
+        {
+            stdout.WriteLine($"# style loss against {stylePath} ({meter.StyleSize.Width}x{meter.StyleSize.Height}): {options!.Network} ({NetworkFactory.Describe(options)}), style layers {string.Join(",", options.StyleLayers)}");
+        }
+
+        foreach (string path in paths)
+        {
+            using Tensor image = ImageIO.LoadTensor(path, "image", size);
+            ImageMetricsResult m = ImageMetrics.Measure(image);
+            string line = string.Create(CultureInfo.InvariantCulture, $"metrics {path} size={m.Width}x{m.Height} checkerboard={m.Checkerboard:F3} speckle={m.Speckle:F3}");
             if (meter != null)
             {
-                stdout.WriteLine($"# style loss against {stylePath} ({meter.StyleSize.Width}x{meter.StyleSize.Height}): {options!.Network} ({NetworkFactory.Describe(options)}), style layers {string.Join(",", options.StyleLayers)}");
+                line += " style_loss=" + meter.Measure(image).ToString("0.000e+00", CultureInfo.InvariantCulture);
             }
 
-            for (int i = 0; i < paths.Length; i++)
-            {
-                ImageMetricsResult m = ImageMetrics.Measure(images[i]);
-                string line = string.Create(CultureInfo.InvariantCulture, $"metrics {paths[i]} size={m.Width}x{m.Height} checkerboard={m.Checkerboard:F3} speckle={m.Speckle:F3}");
-                if (meter != null)
-                {
-                    line += " style_loss=" + meter.Measure(images[i]).ToString("0.000e+00", CultureInfo.InvariantCulture);
-                }
-
-                stdout.WriteLine(line);
-            }
-        }
-        finally
-        {
-            images.ForEach(t => t.Dispose());
+            stdout.WriteLine(line);
         }
 
         return CliApp.ExitOk;

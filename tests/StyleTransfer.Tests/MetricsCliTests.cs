@@ -58,13 +58,25 @@ public sealed class MetricsCliTests : CliImagesTest
         Assert.Equal($"error: style image '{dir.File("nope.jpg")}' does not exist{Environment.NewLine}", stderr);
     }
 
-    [Fact]
-    public void ASizeBelowTheSmallestImageIsRefused()
+    [Theory]
+    [InlineData("8", "--size must be at least 16, not 8")]
+    [InlineData("4097", "--size must be at most 4096, not 4097")]
+    public void ASizeOutOfRangeIsRefused(string size, string message)
     {
-        (int code, string stdout, string stderr) = Run("metrics", content, "--size", "8");
+        (int code, string stdout, string stderr) = Run("metrics", content, "--size", size);
         Assert.Equal(CliApp.ExitBadInput, code);
         Assert.Equal("", stdout);
-        Assert.Equal($"error: --size must be at least 16, not 8{Environment.NewLine}", stderr);
+        Assert.Equal($"error: {message}{Environment.NewLine}", stderr);
+    }
+
+    [Fact]
+    public void ABadImageAfterGoodOnesPrintsNothingButTheError()
+    {
+        File.WriteAllText(dir.File("text.png"), "hello");
+        (int code, string stdout, string stderr) = Run("metrics", content, style, dir.File("text.png"));
+        Assert.Equal(CliApp.ExitBadInput, code);
+        Assert.Equal("", stdout);
+        Assert.Equal($"error: image '{dir.File("text.png")}' is not an image in a supported format (PNG, JPEG, BMP, GIF, TGA, TIFF, WebP){Environment.NewLine}", stderr);
     }
 
     private static (int Code, string Stdout, string Stderr) Run(params string[] args) => CliRun.WithDefaults(args);
