@@ -43,6 +43,11 @@ public static class CliApp
             return Guarded(stderr, () => cli.Bench.Run(parsed, stdout));
         }
 
+        if (parsed.CommandResult.Command == cli.Metrics.Command && !IsHelp(parsed))
+        {
+            return Guarded(stderr, () => cli.Metrics.Run(parsed, stdout));
+        }
+
         if (cli.Experiments.Find(parsed.CommandResult.Command) is { } experiment && !IsHelp(parsed))
         {
             return Guarded(stderr, () => experiment(parsed, stdout, interactive, cancellation));
@@ -240,6 +245,8 @@ public static class CliApp
                 Root.Add(experiment);
             }
 
+            Root.Add(Metrics.Command);
+
             Options.AddTo(Root);
             Styles.AddTo(Root);
             Options.AddPipelineTo(Root);
@@ -259,6 +266,8 @@ public static class CliApp
         public BenchCommand Bench { get; } = new();
 
         public ExperimentCommands Experiments { get; } = new();
+
+        public MetricsCommand Metrics { get; } = new();
 
         public RunOutputOptions Outputs { get; } = new();
 

@@ -377,7 +377,7 @@ public static class Experiment
         return TorchRuntime.ResolveDevice(options.Device);
     }
 
-    private static int StyleEdge(StyleTransferOptions options) => Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
+    internal static int StyleEdge(StyleTransferOptions options) => Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
 
     private static long PickSeed() => Random.Shared.NextInt64(0, int.MaxValue);
 
