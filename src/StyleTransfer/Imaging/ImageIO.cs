@@ -21,8 +21,14 @@ public static class ImageIO
     /// <summary>Largest input accepted, in pixels, before decoding (a 16k x 16k image).</summary>
     public const long MaxInputPixels = 16384L * 16384L;
 
-    /// <summary>Loads an image file, honouring its EXIF orientation. <paramref name="what"/> names it in errors ("content image").</summary>
-    public static Image<Rgb24> Load(string path, string what)
+    /// <summary>Bytes per pixel that decoding an image may take at its peak (the decoded RGB and the decoder's planes), for the memory guard.</summary>
+    public const long DecodeBytesPerPixel = 16;
+
+    /// <summary>
+    /// Reads only the header: checks that the file is a whole image of a supported format within
+    /// the size limits and returns its stored width and height, without decoding the pixels.
+    /// </summary>
+    public static (int Width, int Height) Probe(string path, string what)
     {
         if (!File.Exists(path))
         {
@@ -31,7 +37,7 @@ public static class ImageIO
                 : $"{what} '{path}' does not exist");
         }
 
-        try
+        return Guard(path, what, () =>
         {
             IImageInfo? info = Image.Identify(path, out IImageFormat? format);
             if (info == null || format == null)
@@ -54,9 +60,32 @@ public static class ImageIO
                 throw new StyleTransferException($"{what} '{path}' is too small ({info.Width}x{info.Height}; both sides must be at least {MinSide} px)");
             }
 
+            if (format.Name == "JPEG" && JpegScan.Check(path) is { } problem)
+            {
+                throw new StyleTransferException($"{what} '{path}' is corrupt or truncated ({problem})");
+            }
+
+            return (info.Width, info.Height);
+        });
+    }
+
+    /// <summary>Loads an image file, honouring its EXIF orientation. <paramref name="what"/> names it in errors ("content image").</summary>
+    public static Image<Rgb24> Load(string path, string what)
+    {
+        Probe(path, what);
+        return Guard(path, what, () =>
+        {
             Image<Rgb24> image = Image.Load<Rgb24>(path);
             image.Mutate(x => x.AutoOrient());
             return image;
+        });
+    }
+
+    private static T Guard<T>(string path, string what, Func<T> read)
+    {
+        try
+        {
+            return read();
         }
         catch (UnknownImageFormatException)
         {
