@@ -60,6 +60,11 @@ public static class ImageIO
                 throw new StyleTransferException($"{what} '{path}' is too small ({info.Width}x{info.Height}; both sides must be at least {MinSide} px)");
             }
 
+            if (format.Name == "PNG" && PngDataTooShort(path, info.Width, info.Height) is { } bomb)
+            {
+                throw new StyleTransferException($"{what} '{path}' is corrupt or truncated ({bomb})");
+            }
+
             if (format.Name == "JPEG" && JpegScan.Check(path) is { } problem)
             {
                 throw new StyleTransferException($"{what} '{path}' is corrupt or truncated ({problem})");
@@ -203,6 +208,44 @@ public static class ImageIO
             "PNG" => t.LastIndexOf("IEND"u8) < 0,
             _ => false,
         };
+    }
+
+    /// <summary>
+    /// Deflate compresses at most 1032:1, so a PNG whose IDAT chunks hold fewer than 1/1032 of its
+    /// declared scanlines' bytes cannot be whole (a decompression bomb's header on a few bytes of
+    /// data): refused before decoding. Reads the chunk headers only.
+    /// </summary>
+    private static string? PngDataTooShort(string path, int width, int height)
+    {
+        using FileStream f = File.OpenRead(path);
+        Span<byte> head = stackalloc byte[8];
+        Span<byte> ihdr = stackalloc byte[13];
+        f.Position = 8;
+        long idat = 0;
+        int bitsPerPixel = 0;
+        while (f.Position + 8 <= f.Length)
+        {
+            f.ReadExactly(head);
+            long length = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(head);
+            if (head[4..].SequenceEqual("IHDR"u8) && length >= 13)
+            {
+                f.ReadExactly(ihdr);
+                int channels = ihdr[9] switch { 2 => 3, 4 => 2, 6 => 4, _ => 1 };
+                bitsPerPixel = ihdr[8] * channels;
+                f.Position += length - 13 + 4;
+                continue;
+            }
+
+            if (head[4..].SequenceEqual("IDAT"u8))
+            {
+                idat += length;
+            }
+
+            f.Position += length + 4;
+        }
+
+        long raw = height * (1 + ((((long)width * bitsPerPixel) + 7) / 8));
+        return (idat * 1032) + 4096 < raw ? $"its {idat} bytes of image data cannot hold {width}x{height} pixels" : null;
     }
 
     private static IImageEncoder EncoderFor(string path, string what)

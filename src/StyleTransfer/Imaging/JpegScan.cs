@@ -221,7 +221,7 @@ internal static class JpegScan
                     bits = bitCount = 0;
                     if (pos + 1 >= d.Length || d[pos] != 0xFF || d[pos + 1] is < 0xD0 or > 0xD7)
                     {
-                        return $"a scan stops after {u} of {units} blocks (premature end of data)";
+                        return $"a scan stops after {u} of {units} blocks: premature end of data";
                     }
 
                     pos += 2;
@@ -238,7 +238,7 @@ internal static class JpegScan
                             : FirstAc(acTable!, ss, se, ref eobRun);
                         if (!ok)
                         {
-                            return $"a scan stops after {u} of {units} blocks (premature end of data)";
+                            return $"a scan stops after {u} of {units} blocks: premature end of data";
                         }
                     }
                 }

@@ -10,7 +10,7 @@ namespace StyleTransfer.Networks;
 /// members' compressed sizes must fit in the file side by side (no two entries share data), each
 /// storage's declared (uncompressed) size must equal its element count × element size from the
 /// pickle, and the tensors must stay within <see cref="TorchPickle.MaxBytes"/>; then each member
-/// used is inflated once, with a hard cap at its declared size.
+/// used is inflated once, with a hard cap at its declared size, and checked against its CRC-32.
 /// </summary>
 internal static class ZipPthFile
 {
@@ -109,6 +109,34 @@ internal static class ZipPthFile
             throw new InvalidDataException($"member {entry.FullName} inflates to more than its declared {entry.Length} bytes");
         }
 
+        if (Crc32(data) != entry.Crc32)
+        {
+            throw new InvalidDataException($"member {entry.FullName} does not match its CRC-32: the file is damaged");
+        }
+
         return data;
+    }
+
+    private static readonly uint[] CrcTable = [.. Enumerable.Range(0, 256).Select(n =>
+    {
+        uint c = (uint)n;
+        for (int k = 0; k < 8; k++)
+        {
+            c = (c & 1) != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1;
+        }
+
+        return c;
+    })];
+
+    /// <summary>The zip format's CRC-32 (which System.IO.Compression does not check when reading).</summary>
+    private static uint Crc32(ReadOnlySpan<byte> data)
+    {
+        uint c = 0xFFFFFFFF;
+        foreach (byte b in data)
+        {
+            c = CrcTable[(c ^ b) & 0xFF] ^ (c >> 8);
+        }
+
+        return ~c;
     }
 }
