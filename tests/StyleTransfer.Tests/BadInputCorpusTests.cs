@@ -30,7 +30,7 @@ public sealed class BadInputCorpusTests : CliImagesTest
     public static TheoryData<string> Cases() =>
     [
         "png truncated", "png bit flips", "png bomb header", "png oversized header", "jpeg cut in half, EOI put back", "jpeg truncated",
-        "pth truncated", "pth bit flips", "pth bit flips in data", "pth zip bomb", "pth declared size mismatch", "pth 3 GB tensor", "pth negative shape",
+        "pth truncated", "pth bit flips", "pth bit flips in data", "legacy pth truncated", "legacy pth bit flips", "pth zip bomb", "pth declared size mismatch", "pth 3 GB tensor", "pth negative shape",
         "safetensors truncated", "safetensors bit flips", "safetensors header too long", "safetensors overlapping tensors",
         "onnx truncated", "onnx bit flips", "checkpoint truncated", "checkpoint bit flips in data", "checkpoint negative shape",
         "checkpoint overflowing shape", "checkpoint null options", "checkpoint null lbfgs field",
@@ -126,6 +126,10 @@ public sealed class BadInputCorpusTests : CliImagesTest
                 return [content, style, "--weights", BadFiles.FlipBits(pth, f("w.pth"), 100, 120, 140)]; // the pickle
             case "pth bit flips in data":
                 return [content, style, "--weights", BadFiles.FlipBits(pth, f("w.pth"), 200_000)]; // a weight: the member's CRC-32
+            case "legacy pth truncated":
+                return [content, style, "--network", "resnet50", "--weights", BadFiles.Truncate(TestPaths.Fixture("resnet50_narrow_legacy.pth"), f("w.pth"), 0.5)];
+            case "legacy pth bit flips":
+                return [content, style, "--network", "resnet50", "--weights", BadFiles.FlipBits(TestPaths.Fixture("resnet50_narrow_legacy.pth"), f("w.pth"), 300, 301)]; // the pickle
             case "pth zip bomb":
                 BadFiles.WriteSharedMemberZip(f("w.pth"), BadFiles.Pickle(Enumerable.Range(0, 3).Select(i => new BadFiles.PickledTensor($"features.{i}.weight", $"{i}", 4 << 20, [4 << 20], [1]))), 3, 16 << 20);
                 return [content, style, "--weights", f("w.pth")];
