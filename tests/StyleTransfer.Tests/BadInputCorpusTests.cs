@@ -178,8 +178,8 @@ public sealed class BadInputCorpusTests : CliImagesTest
             default:
                 CheckpointFiles.Edit(ckpt, bad, name switch
                 {
-                    "checkpoint negative shape" => h => h["image"]!["shape"] = new System.Text.Json.Nodes.JsonArray(1, 3, -32, -16),
-                    "checkpoint overflowing shape" => h => h["image"]!["shape"] = new System.Text.Json.Nodes.JsonArray(1, 3, 1L << 62, (1L << 62) + 1),
+                    "checkpoint negative shape" => h => h["image"]!["shape"] = Shape(h, (hh, w) => (-hh, -w)), // the same element count
+                    "checkpoint overflowing shape" => h => h["image"]!["shape"] = OverflowingShape(h), // its product wraps to the true element count
                     "checkpoint null options" => null,
                     "checkpoint null lbfgs field" => null,
                     _ => throw new ArgumentException(name),
@@ -193,6 +193,20 @@ public sealed class BadInputCorpusTests : CliImagesTest
         }
 
         return [content, style, "--resume", bad];
+    }
+
+    private static System.Text.Json.Nodes.JsonArray Shape(System.Text.Json.Nodes.JsonObject header, Func<long, long, (long H, long W)> change)
+    {
+        System.Text.Json.Nodes.JsonArray shape = header["image"]!["shape"]!.AsArray();
+        (long h, long w) = change((long)shape[2]!, (long)shape[3]!);
+        return new System.Text.Json.Nodes.JsonArray(1, 3, h, w);
+    }
+
+    /// <summary>[7, 7⁻¹ mod 2⁶⁴, 3·H, W]: every dimension positive, the product (mod 2⁶⁴) 3·H·W.</summary>
+    private static System.Text.Json.Nodes.JsonArray OverflowingShape(System.Text.Json.Nodes.JsonObject header)
+    {
+        System.Text.Json.Nodes.JsonArray shape = header["image"]!["shape"]!.AsArray();
+        return new System.Text.Json.Nodes.JsonArray(7, 0x6DB6DB6DB6DB6DB7, 3 * (long)shape[2]!, (long)shape[3]!);
     }
 
     /// <summary>A JPEG cut in the middle of its entropy-coded data, with its end marker put back or not.</summary>
