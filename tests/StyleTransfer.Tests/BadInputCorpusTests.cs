@@ -29,7 +29,7 @@ public sealed class BadInputCorpusTests : CliImagesTest
 
     public static TheoryData<string> Cases() =>
     [
-        "png truncated", "png bit flips", "png bomb header", "png oversized header", "jpeg cut in half, EOI put back", "jpeg truncated",
+        "png truncated", "png bit flips", "png bomb header", "png oversized header", "jpeg cut in half, EOI put back", "jpeg truncated", "jpeg bomb header",
         "pth truncated", "pth bit flips", "pth bit flips in data", "legacy pth truncated", "legacy pth bit flips", "pth zip bomb", "pth declared size mismatch", "pth 3 GB tensor", "pth negative shape",
         "safetensors truncated", "safetensors bit flips", "safetensors header too long", "safetensors overlapping tensors",
         "onnx truncated", "onnx bit flips", "checkpoint truncated", "checkpoint bit flips in data", "checkpoint negative shape",
@@ -118,6 +118,8 @@ public sealed class BadInputCorpusTests : CliImagesTest
                 return [f("c.png"), style];
             case "jpeg cut in half, EOI put back":
                 return [CutJpeg(f("c.jpg"), putBackEoi: true), style];
+            case "jpeg bomb header":
+                return [JpegBomb(f("c.jpg")), style];
             case "jpeg truncated":
                 return [CutJpeg(f("c.jpg"), putBackEoi: false), style];
             case "pth truncated":
@@ -207,6 +209,22 @@ public sealed class BadInputCorpusTests : CliImagesTest
     {
         System.Text.Json.Nodes.JsonArray shape = header["image"]!["shape"]!.AsArray();
         return new System.Text.Json.Nodes.JsonArray(7, 0x6DB6DB6DB6DB6DB7, 3 * (long)shape[2]!, (long)shape[3]!);
+    }
+
+    /// <summary>A whole small JPEG whose frame header is changed to declare 16000×16000 pixels.</summary>
+    private string JpegBomb(string path)
+    {
+        using (var img = TestImages.Scene(64, 48))
+        {
+            img.Save(path, new JpegEncoder { Quality = 90 });
+        }
+
+        byte[] d = File.ReadAllBytes(path);
+        int sof = d.AsSpan().IndexOf(new byte[] { 0xFF, 0xC0 });
+        d[sof + 5] = d[sof + 7] = 16000 >> 8;
+        d[sof + 6] = d[sof + 8] = 16000 & 0xFF;
+        File.WriteAllBytes(path, d);
+        return path;
     }
 
     /// <summary>A JPEG cut in the middle of its entropy-coded data, with its end marker put back or not.</summary>
