@@ -121,6 +121,9 @@ public sealed record StyleTransferOptions
     /// <summary>Step size: L-BFGS's initial step scale, or Adam's learning rate (pixels are in [0,1]). Null: 1 for L-BFGS, 0.02 for Adam.</summary>
     public double? LearningRate { get; init; }
 
+    /// <summary>Largest <see cref="LearningRate"/> accepted.</summary>
+    public const double MaxLearningRate = 1000;
+
     public PoolingMode Pooling { get; init; } = PoolingMode.Avg;
 
     /// <summary>Feature network name (see <see cref="NetworkFactory.Names"/>). Start from <see cref="NetworkFactory.DefaultOptions"/> to get that network's default layers and weights.</summary>
@@ -280,7 +283,8 @@ public sealed record StyleTransferOptions
 
         if (LearningRate is { } lr)
         {
-            Require(double.IsFinite(lr) && lr > 0, $"--learning-rate must be a number above 0, not {Format(lr)}");
+            // Pixels are in [0, 1]: a step beyond MaxLearningRate is meaningless, and 1e300 overflows float32 in the optimiser.
+            Require(double.IsFinite(lr) && lr > 0 && lr <= MaxLearningRate, $"--learning-rate must be a number above 0 and at most {MaxLearningRate}, not {Format(lr)}");
         }
 
         if (StyleBlend != null)

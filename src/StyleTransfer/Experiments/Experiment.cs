@@ -214,9 +214,9 @@ public static class Experiment
         ImageIO.CheckOutputPath(outputPath);
         layer ??= options.ContentLayers.FirstOrDefault() ?? throw new StyleTransferException("--layer: no layer given and the options have no content layer");
         Device device = Prepare(options);
+        MemoryGuard.Check(options, device, [(contentPath, "content image", options.Size)]);
         using Tensor content = ImageIO.LoadTensor(contentPath, "content image", options.Size);
         (int h, int w) = ((int)content.shape[2], (int)content.shape[3]);
-        CheckMemory(options, (long)h * w, device);
         using IFeatureNetwork network = NetworkFactory.Create(options, device);
         CheckLayers(network, "--layer", [layer]);
         long seed = options.Seed ?? PickSeed();
@@ -252,8 +252,8 @@ public static class Experiment
         }
 
         Device device = Prepare(options);
+        MemoryGuard.Check(options, device, [(stylePath, "style image", StyleEdge(options))], (long)size.Width * size.Height);
         using Tensor style = ImageIO.LoadTensor(stylePath, "style image", StyleEdge(options));
-        CheckMemory(options, Math.Max((long)size.Width * size.Height, style.shape[2] * style.shape[3]), device);
         using IFeatureNetwork network = NetworkFactory.Create(options, device);
         CheckLayers(network, "--layers", layers);
         long seed = options.Seed ?? PickSeed();
@@ -310,10 +310,10 @@ public static class Experiment
     {
         ImageIO.CheckOutputPath(outputPath);
         Device device = Prepare(options);
+        MemoryGuard.Check(options, device, [(contentPath, "content image", options.Size), (stylePath, "style image", StyleEdge(options))]);
         using Tensor content = ImageIO.LoadTensor(contentPath, "content image", options.Size);
         using Tensor style = ImageIO.LoadTensor(stylePath, "style image", StyleEdge(options));
         (int h, int w) = ((int)content.shape[2], (int)content.shape[3]);
-        CheckMemory(options, Math.Max((long)h * w, style.shape[2] * style.shape[3]), device);
         using IFeatureNetwork network = NetworkFactory.Create(options, device);
         foreach (TilePlan t in plan)
         {
@@ -389,23 +389,6 @@ public static class Experiment
             {
                 throw new StyleTransferException($"{flag}: unknown layer '{layer}' for {network.Name} (known: {string.Join(", ", network.TapNames)})");
             }
-        }
-    }
-
-    /// <summary>The same check as the stylize command's: refuse sizes this machine's memory cannot hold.</summary>
-    private static void CheckMemory(StyleTransferOptions options, long pixels, Device device)
-    {
-        if (device.type != DeviceType.CPU)
-        {
-            return;
-        }
-
-        long need = NetworkFactory.EstimateWorkingBytes(options.Network, pixels);
-        long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        if (have > 0 && need > have * 0.9)
-        {
-            throw new StyleTransferException(
-                $"--size {options.Size} needs about {need / 1e9:F0} GB of memory with {options.Network}, and this machine has {have / 1e9:F0} GB; use a smaller --size");
         }
     }
 

@@ -89,11 +89,15 @@ public static class Stylizer
         TorchRuntime.SetThreads(options.Threads);
         Device device = TorchRuntime.ResolveDevice(options.Device);
 
+        int styleEdge = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
+        MemoryGuard.Check(options, device, [
+            (contentPath, "content image", options.Size),
+            .. stylePaths.Select(p => (p, "style image", styleEdge)),
+            .. (options.StyleMasks ?? []).Select(m => (m.Path, $"mask for style image {m.Style + 1}", options.Size))]);
         var loaded = new List<Tensor>();
         try
         {
             Tensor content = Keep(loaded, ImageIO.LoadTensor(contentPath, "content image", options.Size));
-            int styleEdge = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
             List<Tensor> styles = [.. stylePaths.Select(p => Keep(loaded, ImageIO.LoadTensor(p, "style image", styleEdge)))];
             var masks = new Tensor?[stylePaths.Count];
             foreach (StyleMask m in options.StyleMasks ?? [])
@@ -111,7 +115,6 @@ public static class Stylizer
                 masks[m.Style] = mask;
             }
 
-            CheckMemory(options, content, styles, device);
             string? contentSha = null, styleSha = null;
             if (options.SaveEvery > 0 || resume != null)
             {
@@ -602,23 +605,6 @@ public static class Stylizer
                         $"{flag}: unknown layer '{layer}' for {network.Name} (known: {string.Join(", ", network.TapNames)})");
                 }
             }
-        }
-    }
-
-    private static void CheckMemory(StyleTransferOptions options, Tensor content, IReadOnlyList<Tensor> styles, Device device)
-    {
-        if (device.type != DeviceType.CPU)
-        {
-            return;
-        }
-
-        long pixels = styles.Aggregate(content.shape[2] * content.shape[3], (most, s) => Math.Max(most, s.shape[2] * s.shape[3]));
-        long need = NetworkFactory.EstimateWorkingBytes(options.Network, pixels);
-        long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        if (have > 0 && need > have * 0.9)
-        {
-            throw new StyleTransferException(
-                $"--size {options.Size} needs about {need / 1e9:F0} GB of memory with {options.Network}, and this machine has {have / 1e9:F0} GB; use a smaller --size");
         }
     }
 }
