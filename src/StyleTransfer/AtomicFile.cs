@@ -1,16 +1,29 @@
+using System.Security.Cryptography;
+
 namespace StyleTransfer;
 
-/// <summary>Writes a file through a temporary file in the same folder and a rename, so a reader never sees half a file.</summary>
+/// <summary>
+/// Writes a file through a temporary file in the same folder and a rename, so a reader never sees
+/// half a file. The temporary file is named <c>.NAME.PID.RANDOM.tmp</c> (16 random hex digits)
+/// and created with create-new semantics (O_CREAT|O_EXCL): it is never an existing file or a
+/// link planted in the folder, which is followed nowhere and left as it was.
+/// </summary>
 public static class AtomicFile
 {
+    /// <summary>Attempts at a fresh temporary name before giving up (a collision of 64 random bits means something planted it).</summary>
+    private const int Attempts = 8;
+
+    /// <summary>Tests only: the random part of the next temporary names (per async flow), to plant files at them.</summary>
+    internal static readonly AsyncLocal<Func<string>?> TokenForTests = new();
+
     /// <summary>Writes <paramref name="path"/> with <paramref name="write"/>; on failure the temporary file is removed and any old file is left as it was.</summary>
     public static void Write(string path, Action<Stream> write)
     {
         string full = Path.GetFullPath(path);
-        string temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        string? temp = null;
         try
         {
-            using (FileStream stream = File.Create(temp))
+            using (FileStream stream = CreateTemp(full, out temp))
             {
                 write(stream);
             }
@@ -20,7 +33,7 @@ public static class AtomicFile
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             TryDelete(temp);
-            throw new StyleTransferException($"cannot write '{path}' ({e.Message.Split('\n')[0].Trim()})");
+            throw new StyleTransferException($"cannot write '{path}' ({FirstLine(e)})");
         }
         catch
         {
@@ -44,8 +57,48 @@ public static class AtomicFile
         }
     }
 
-    private static void TryDelete(string path)
+    /// <summary>
+    /// Creates a new, empty temporary file beside <paramref name="full"/> (an absolute path) with
+    /// create-new semantics, trying fresh random names while the name is taken.
+    /// </summary>
+    internal static FileStream CreateTemp(string full, out string temp)
     {
+        string dir = Path.GetDirectoryName(full)!;
+        string name = Path.GetFileName(full);
+        for (int attempt = 1; ; attempt++)
+        {
+            string token = TokenForTests.Value?.Invoke() ?? RandomNumberGenerator.GetHexString(16, lowercase: true);
+            string candidate = Path.Combine(dir, $".{name}.{Environment.ProcessId}.{token}.tmp");
+            try
+            {
+                // CreateNew is O_CREAT|O_EXCL: it fails on any existing entry, a dangling link included, and follows none.
+                var stream = new FileStream(candidate, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+                temp = candidate;
+                return stream;
+            }
+            catch (IOException) when (attempt < Attempts && Exists(candidate))
+            {
+                // Taken (planted?): never touched, try another name.
+            }
+        }
+    }
+
+    /// <summary>Whether anything, a dangling link included, has this name.</summary>
+    private static bool Exists(string path)
+    {
+        var info = new FileInfo(path);
+        return info.Exists || info.LinkTarget != null || Directory.Exists(path);
+    }
+
+    private static string FirstLine(Exception e) => e.Message.Split('\n')[0].Trim();
+
+    private static void TryDelete(string? path)
+    {
+        if (path is null)
+        {
+            return;
+        }
+
         try
         {
             File.Delete(path);
