@@ -312,6 +312,7 @@ public sealed record StyleTransferOptions
         Require(double.IsFinite(SoftmaxTemperature) && SoftmaxTemperature > 0, $"--softmax-temperature must be a number above 0, not {Format(SoftmaxTemperature)}");
         Require(SaveEvery >= 0, $"--save-every must be 0 or more, not {SaveEvery}");
         Require(Threads is null or >= 1, $"--threads must be at least 1, not {Threads}");
+        Require(Threads is null || Threads <= MaxThreads, ThreadsTooMany(Threads ?? 0));
         Require(
             NetworkFactory.Names.Contains(Network),
             $"unknown network '{Network}' (known: {string.Join(", ", NetworkFactory.Names)})");
@@ -331,6 +332,13 @@ public sealed record StyleTransferOptions
             "--precision fp16 needs --device cuda (libtorch has no fast fp16 convolutions on the CPU); use --precision bf16");
         return this;
     }
+
+    /// <summary>The most libtorch threads allowed: 4 × the cores (more only adds contention; an unbounded count spawns threads until the pid limit).</summary>
+    public static int MaxThreads => 4 * Environment.ProcessorCount;
+
+    /// <summary>The one-line refusal of a thread count above <see cref="MaxThreads"/>.</summary>
+    internal static string ThreadsTooMany(int threads) =>
+        $"--threads must be at most {MaxThreads} (4 × this machine's {Environment.ProcessorCount} cores), not {threads}";
 
     internal static string Format(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
 

@@ -56,9 +56,14 @@ public static class TorchRuntime
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static string LoadNative() => torch.__version__;
 
-    /// <summary>Sets libtorch's intra-op thread count; null means one per core.</summary>
+    /// <summary>Sets libtorch's intra-op thread count; null means one per core. At most <see cref="StyleTransferOptions.MaxThreads"/>.</summary>
     public static void SetThreads(int? threads)
     {
+        if (threads is { } n && (n < 1 || n > StyleTransferOptions.MaxThreads))
+        {
+            throw new StyleTransferException(n < 1 ? $"--threads must be at least 1, not {n}" : StyleTransferOptions.ThreadsTooMany(n));
+        }
+
         EnsureLoaded();
         torch.set_num_threads(threads ?? Environment.ProcessorCount);
     }
