@@ -26,10 +26,9 @@ public static class CliApp
     {
         var cli = new Definition();
         ParseResult parsed = cli.Root.Parse(args);
-        if (parsed.Errors.Count > 0)
+        if (ParseErrors.First(parsed) is { } parseError)
         {
-            string message = string.Join(' ', parsed.Errors[0].Message.Split((char[])['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
-            stderr.WriteLine($"error: {message} (see 'stylize --help')");
+            stderr.WriteLine($"error: {parseError}");
             return ExitBadInput;
         }
 

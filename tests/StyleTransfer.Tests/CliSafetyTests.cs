@@ -40,6 +40,32 @@ public sealed class CliSafetyTests : CliImagesTest
         AssertBad(TooManyThreads(100000), content, style, "--resume", ckpt, "--threads", null);
     }
 
+    [Theory]
+    [InlineData("error: unknown option '--frobnicate' (see 'stylize --help')", "CONTENT", "STYLE", "--frobnicate")]
+    [InlineData("error: unknown option '--frobnicate' (see 'stylize --help')", "--frobnicate", "CONTENT", "STYLE")]
+    [InlineData("error: unknown option '-x' (see 'stylize --help')", "CONTENT", "-x", "STYLE")]
+    [InlineData("error: unknown option '--frobnicate' (see 'stylize reconstruct --help')", "reconstruct", "--frobnicate", "CONTENT")]
+    [InlineData("error: unknown option '--frobnicate' (see 'stylize texture --help')", "texture", "STYLE", "--frobnicate")]
+    [InlineData("error: unknown option '--frobnicate' (see 'stylize figure1 --help')", "figure1", "CONTENT", "--frobnicate", "STYLE")]
+    [InlineData("error: unknown option '--frobnicate' (see 'stylize grid --help')", "grid", "CONTENT", "STYLE", "--frobnicate")]
+    [InlineData("error: unknown option '--frobnicate' (see 'stylize models --help')", "models", "--frobnicate")]
+    [InlineData("error: unknown option '--frobnicate' (see 'stylize bench --help')", "bench", "--frobnicate")]
+    [InlineData("error: --size: 'abc' is not an integer (see 'stylize reconstruct --help')", "reconstruct", "CONTENT", "--size", "abc")]
+    [InlineData("error: --size: 99999999999 is out of range (at most 2147483647) (see 'stylize --help')", "CONTENT", "STYLE", "--size", "99999999999")]
+    [InlineData("error: --learning-rate: 'fast' is not a number (see 'stylize --help')", "CONTENT", "STYLE", "--lr", "fast")]
+    [InlineData("error: --tv-weight: '1e-3x' is not a number (see 'stylize grid --help')", "grid", "CONTENT", "STYLE", "--tv-weight", "1e-3x")]
+    [InlineData("error: unknown option '--ratio' (see 'stylize grid --help')", "grid", "CONTENT", "STYLE", "--ratio", "1e-3")]
+    [InlineData("error: --seed: 'x' is not an integer (see 'stylize texture --help')", "texture", "STYLE", "--seed", "x")]
+    [InlineData("error: --peak-gflops: 'lots' is not a number (see 'stylize bench --help')", "bench", "--peak-gflops", "lots")]
+    public void UnknownOptionsAndValuesOfTheWrongTypeAreNamedInWords(string expected, params string[] args)
+    {
+        string[] argv = [.. args.Select(a => a switch { "CONTENT" => content, "STYLE" => style, _ => a })];
+        bool images = args[0] is not ("models" or "bench");
+        (int code, string stdout, string stderr) = CliRun.WithDefaults(images ? [.. argv, "-o", dir.File("out.png")] : argv);
+        Assert.Equal((CliApp.ExitBadInput, "", expected + Environment.NewLine), (code, stdout, stderr));
+        Assert.False(File.Exists(dir.File("out.png")));
+    }
+
     /// <summary>Runs with the fixture weights and small defaults unless the arguments say otherwise; a null value drops its flag.</summary>
     private (int Code, string Stdout, string Stderr) Run(params string?[] args)
     {
