@@ -62,7 +62,9 @@ public static class CliApp
             string[] styles = parsed.GetRequiredValue(cli.Style);
             string output = parsed.GetRequiredValue(cli.Output);
             options = cli.Styles.Apply(parsed, options, styles);
-            cli.Outputs.Check(parsed, output);
+            List<(string What, string Path)> read = [("content image", content), .. styles.Select((s, i) => (styles.Length == 1 ? "style image" : $"style image {i + 1}", s))];
+            read.AddRange((options.StyleMasks ?? []).Select(m => ($"mask for style image {m.Style + 1}", m.Path)));
+            cli.Outputs.Check(parsed, output, read, options, resumePath, checkpoint: options.SaveEvery > 0);
             var inputs = new Dictionary<string, string> { ["content"] = content };
             for (int i = 0; i < styles.Length; i++)
             {

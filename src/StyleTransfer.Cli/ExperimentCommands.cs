@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using StyleTransfer.Experiments;
+using StyleTransfer.Imaging;
 using StyleTransfer.Networks;
 using StyleTransfer.Optimization;
 
@@ -18,9 +19,16 @@ internal sealed class RunOutputOptions
         command.Add(Plot);
     }
 
-    /// <summary>Refuses bad --log / --plot paths before any work is done.</summary>
-    public void Check(ParseResult p, string output)
+    /// <summary>
+    /// Refuses bad -o / --log / --plot paths before any work is done (before the network loads):
+    /// unsupported formats, missing or unwritable folders, and any output that is (after links)
+    /// one of the <paramref name="inputs"/>, the --weights file, the <paramref name="resume"/>
+    /// checkpoint or another output. With <paramref name="checkpoint"/> the run also writes OUT.ckpt
+    /// (--save-every), which may be the checkpoint it resumes from but nothing else.
+    /// </summary>
+    public void Check(ParseResult p, string output, IEnumerable<(string What, string Path)> inputs, StyleTransferOptions options, string? resume = null, bool checkpoint = false)
     {
+        ImageIO.CheckOutputPath(output);
         string? log = p.GetValue(Log), plot = p.GetValue(Plot);
         if (log != null)
         {
@@ -32,20 +40,18 @@ internal sealed class RunOutputOptions
             LossPlot.CheckPath(plot);
         }
 
-        var named = new List<(string Flag, string Path)> { ("-o", output) };
-        foreach ((string flag, string? path) in new[] { ("--log", log), ("--plot", plot) })
+        List<(string Name, string Path)> outputs = [("-o", output)];
+        outputs.AddRange(new[] { ("--log", log), ("--plot", plot) }.Where(o => o.Item2 != null).Select(o => (o.Item1, o.Item2!)));
+        List<(string What, string Path)> read = [.. inputs];
+        if (options.WeightsPath is { } weights)
         {
-            if (path == null)
-            {
-                continue;
-            }
+            read.Add(("weights file", weights));
+        }
 
-            if (named.FirstOrDefault(n => Path.GetFullPath(n.Path) == Path.GetFullPath(path)) is { Flag: { } other })
-            {
-                throw new StyleTransferException($"{flag} and {other} name the same file '{path}'");
-            }
-
-            named.Add((flag, path));
+        OutputPaths.CheckDistinct(outputs, resume is null ? read : [.. read, ("--resume checkpoint", resume)]);
+        if (checkpoint)
+        {
+            OutputPaths.CheckDistinct([.. outputs, ("the --save-every checkpoint", Checkpoint.PathFor(output))], read);
         }
     }
 
@@ -205,7 +211,7 @@ internal sealed class ExperimentCommands
         Func<IProgress<TileReport>, CancellationToken, ExperimentResult> run)
     {
         string output = inputs["output"];
-        outputs.Check(p, output);
+        outputs.Check(p, output, inputs.Where(i => i.Key != "output").Select(i => ($"{i.Key} image", i.Value)), options);
         string version = TorchRuntime.EnsureLoaded();
         stdout.WriteLine($"stylize {name}: {options.Network} ({NetworkFactory.Describe(options)}), libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
 

@@ -42,10 +42,16 @@ public static class AtomicFile
         }
     }
 
-    /// <summary>Checks that <paramref name="path"/> can name a new file: its folder exists and it is not a folder itself.</summary>
+    /// <summary>
+    /// Checks that <paramref name="path"/> can name a new file: its folder exists, it is not a
+    /// folder itself, and a file can be created in that folder (a temporary file is created, with
+    /// the same create-new discipline as <see cref="Write"/>, and deleted), so that a read-only
+    /// folder is found before the work, not after it.
+    /// </summary>
     public static void CheckPath(string path, string what)
     {
-        string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        string full = Path.GetFullPath(path);
+        string? dir = Path.GetDirectoryName(full);
         if (dir != null && !Directory.Exists(dir))
         {
             throw new StyleTransferException($"{what} folder '{dir}' does not exist");
@@ -54,6 +60,22 @@ public static class AtomicFile
         if (Directory.Exists(path))
         {
             throw new StyleTransferException($"{what} '{path}' is a folder");
+        }
+
+        string? probe = null;
+        try
+        {
+            CreateTemp(full, out probe).Dispose();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The reason without the probe's random name: "permission denied", "Read-only file system", ...
+            string reason = e is UnauthorizedAccessException ? "permission denied" : System.Text.RegularExpressions.Regex.Replace(FirstLine(e), @"\s*:?\s*'[^']*'", "").TrimEnd('.', ' ');
+            throw new StyleTransferException($"{what} folder '{dir}' is not writable ({reason})");
+        }
+        finally
+        {
+            TryDelete(probe);
         }
     }
 

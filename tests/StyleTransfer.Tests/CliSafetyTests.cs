@@ -66,6 +66,90 @@ public sealed class CliSafetyTests : CliImagesTest
         Assert.False(File.Exists(dir.File("out.png")));
     }
 
+    /// <summary>
+    /// /sys simulates a folder this user cannot write: sysfs refuses to create files even for root
+    /// (the tests run as root, where chmod would not stop a write). Before, the whole optimisation
+    /// ran before the write failed (for --log and --plot, after the image was written).
+    /// </summary>
+    [Theory]
+    [InlineData("output", "-o", "out.png")]
+    [InlineData("--log", "--log", "run.json")]
+    [InlineData("--plot", "--plot", "loss.png")]
+    [InlineData("output", "reconstruct", "out.png")]
+    [InlineData("--log", "texture", "run.json")]
+    public void AnUnwritableOutputFolderIsFoundBeforeTheNetworkLoads(string what, string flag, string name)
+    {
+        Assert.True(Directory.Exists("/sys"), "this test needs sysfs at /sys");
+        string unwritable = Path.Combine("/sys", name);
+        string[] args = flag switch
+        {
+            "reconstruct" => ["reconstruct", content, "-o", unwritable],
+            "texture" => ["texture", style, "-o", dir.File("out.png"), "--log", unwritable],
+            _ => [content, style, flag, unwritable],
+        };
+        (int code, string stdout, string stderr) = Run(args);
+        Assert.Equal(CliApp.ExitBadInput, code);
+        Assert.Equal("", stdout);
+        Assert.Matches($@"^error: {what} folder '/sys' is not writable \([^\n]+\)\r?\n$", stderr);
+        Assert.False(File.Exists(dir.File("out.png")));
+        Assert.False(File.Exists(unwritable));
+    }
+
+    [Fact]
+    public void TheOutputCannotBeTheContentImage()
+    {
+        byte[] before = File.ReadAllBytes(content);
+        AssertBad($"error: -o '{content}' would overwrite the content image '{content}'", content, style, "-o", content);
+        Assert.Equal(before, File.ReadAllBytes(content));
+    }
+
+    [Fact]
+    public void TheLogCannotBeAStyleImage() =>
+        AssertBad($"error: --log '{style}' would overwrite the style image '{style}'", content, style, "--log", style);
+
+    [Fact]
+    public void AnOutputIsComparedAfterLinks()
+    {
+        string link = dir.File("link.png");
+        File.CreateSymbolicLink(link, "style.png");
+        Directory.CreateSymbolicLink(dir.File("again"), dir.Path);
+        AssertBad($"error: -o '{link}' would overwrite the style image '{style}'", content, style, "-o", link);
+        string viaFolder = Path.Combine(dir.File("again"), "content.png");
+        AssertBad($"error: --plot '{viaFolder}' would overwrite the content image '{content}'", content, style, "--plot", viaFolder);
+        string toOut = dir.File("to-out.png");
+        File.CreateSymbolicLink(toOut, dir.File("out.png")); // dangling until the output exists
+        AssertBad($"error: --plot and -o name the same file '{toOut}'", content, style, "-o", dir.File("out.png"), "--plot", toOut);
+    }
+
+    [Fact]
+    public void TheLogCannotBeTheWeightsOrTheResumedCheckpoint()
+    {
+        string weights = dir.File("w.pth");
+        File.Copy(TestPaths.NarrowPth, weights);
+        AssertBad($"error: --log '{weights}' would overwrite the weights file '{weights}'", content, style, "--weights", weights, "--log", weights);
+        Assert.Equal(File.ReadAllBytes(TestPaths.NarrowPth), File.ReadAllBytes(weights));
+    }
+
+    [Fact]
+    public void TheCheckpointCannotBeAnInputOrAnotherOutput()
+    {
+        string styleCkpt = dir.File("out.ckpt");
+        File.Copy(style, styleCkpt);
+        AssertBad($"error: the --save-every checkpoint '{styleCkpt}' would overwrite the style image '{styleCkpt}'", content, styleCkpt, "--save-every", "1");
+        File.Delete(styleCkpt);
+        AssertBad($"error: the --save-every checkpoint and --log name the same file '{styleCkpt}'", content, style, "--save-every", "1", "--log", styleCkpt);
+    }
+
+    [Fact]
+    public void MasksAndExperimentInputsAreInputsToo()
+    {
+        string mask = dir.File("mask.png");
+        File.Copy(content, mask);
+        AssertBad($"error: --plot '{mask}' would overwrite the mask for style image 1 '{mask}'", content, style, "--mask", $"1={mask}", "--plot", mask);
+        AssertBad($"error: -o '{content}' would overwrite the content image '{content}'", "reconstruct", content, "-o", content);
+        AssertBad($"error: --log '{style}' would overwrite the style image '{style}'", "grid", content, style, "--log", style);
+    }
+
     /// <summary>Runs with the fixture weights and small defaults unless the arguments say otherwise; a null value drops its flag.</summary>
     private (int Code, string Stdout, string Stderr) Run(params string?[] args)
     {
