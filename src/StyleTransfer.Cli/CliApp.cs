@@ -20,6 +20,7 @@ public static class CliApp
     public const int ExitDiverged = 3;
     public const int ExitEngine = 4;
     public const int ExitCancelled = 130;
+    public const int ExitTerminated = 143;
 
     /// <summary>Runs the command line. <paramref name="interactive"/> turns on the live progress bar.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false, CancellationToken cancellation = default)
@@ -153,12 +154,18 @@ public static class CliApp
             stdout.WriteLine($"resuming from {resumePath} at iteration {resume.Iteration} (scale {resume.Scale + 1}), seed {resume.Seed}");
         }
 
-        using var cts = new CtrlC(cancellation);
+        using var stop = new StopSignals(cancellation);
         StylizeResult result = interactive
-            ? RunWithProgressBar(content, style, output, options, cts.Token, resume, resumePath)
-            : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), cts.Token, resume, resumePath);
+            ? RunWithProgressBar(content, style, output, options, stop.Token, resume, resumePath)
+            : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), stop.Token, resume, resumePath);
         using (result)
         {
+            if (result.StoppedBeforeStart)
+            {
+                stdout.WriteLine($"stopped before the first iteration ({stop.Name}): nothing was written");
+                return stop.ExitCode;
+            }
+
             IterationReport? last = result.History.LastOrDefault();
             string losses = last is null
                 ? "no iterations run"
@@ -168,9 +175,9 @@ public static class CliApp
             if (result.Cancelled)
             {
                 stdout.WriteLine(options.SaveEvery > 0
-                    ? $"stopped early (Ctrl-C): the image so far was written, and a checkpoint: continue with --resume {Checkpoint.PathFor(output)}"
-                    : "stopped early (Ctrl-C): the image so far was written");
-                return ExitCancelled;
+                    ? $"stopped early ({stop.Name}): the image so far was written, and a checkpoint: continue with --resume {Checkpoint.PathFor(output)}"
+                    : $"stopped early ({stop.Name}): the image so far was written");
+                return stop.ExitCode;
             }
 
             return ExitOk;

@@ -215,9 +215,15 @@ internal sealed class ExperimentCommands
         string version = TorchRuntime.EnsureLoaded();
         stdout.WriteLine($"stylize {name}: {options.Network} ({NetworkFactory.Describe(options)}), libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
 
-        using var cts = new CtrlC(cancellation);
+        using var stop = new StopSignals(cancellation);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using ExperimentResult result = interactive ? RunWithProgressBar(run, cts.Token) : run(new TileLines(stdout), cts.Token);
+        using ExperimentResult result = interactive ? RunWithProgressBar(run, stop.Token) : run(new TileLines(stdout), stop.Token);
+        if (result.StoppedBeforeStart)
+        {
+            stdout.WriteLine($"stopped before the first iteration ({stop.Name}): nothing was written");
+            return stop.ExitCode;
+        }
+
         IReadOnlyList<LoggedRun> runs = result.Log;
         string size = $"{result.OutputSize.Width}x{result.OutputSize.Height}";
         if (result.Planned.Count == 1)
@@ -244,8 +250,8 @@ internal sealed class ExperimentCommands
         outputs.Write(p, name, inputs, options, runs, stdout);
         if (result.Cancelled)
         {
-            stdout.WriteLine("stopped early (Ctrl-C): what was done so far was written");
-            return CliApp.ExitCancelled;
+            stdout.WriteLine($"stopped early ({stop.Name}): what was done so far was written");
+            return stop.ExitCode;
         }
 
         return CliApp.ExitOk;

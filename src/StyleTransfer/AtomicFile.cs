@@ -21,6 +21,7 @@ public static class AtomicFile
     {
         string full = Path.GetFullPath(path);
         string? temp = null;
+        RemoveStale(full);
         try
         {
             using (FileStream stream = CreateTemp(full, out temp))
@@ -102,6 +103,71 @@ public static class AtomicFile
             {
                 // Taken (planted?): never touched, try another name.
             }
+        }
+    }
+
+    /// <summary>
+    /// Deletes temporary files of <paramref name="full"/> left by killed runs (SIGKILL, power loss):
+    /// regular files (never links) named <c>.NAME.PID.RANDOM.tmp</c> (or the older
+    /// <c>.NAME.PID.tmp</c>) whose process is no longer running and that nobody has written for
+    /// <see cref="StaleAfterDeadOwner"/>, or that nobody has written for <see cref="StaleAfter"/>
+    /// whatever their pid says (a pid can be reused). A write takes seconds, so a live writer's
+    /// file is never taken, even one of a process in another pid namespace sharing the folder.
+    /// </summary>
+    internal static void RemoveStale(string full)
+    {
+        string dir = Path.GetDirectoryName(full)!;
+        string prefix = $".{Path.GetFileName(full)}.";
+        IEnumerable<FileInfo> candidates;
+        try
+        {
+            candidates = [.. new DirectoryInfo(dir).EnumerateFiles(".*.tmp").Where(f => f.Name.StartsWith(prefix, StringComparison.Ordinal))];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return;
+        }
+
+        DateTime now = DateTime.UtcNow;
+        foreach (FileInfo f in candidates)
+        {
+            string[] rest = f.Name[prefix.Length..^".tmp".Length].Split('.');
+            bool ours = rest.Length is 1 or 2 && rest[0].Length > 0 && rest[0].All(char.IsAsciiDigit)
+                && (rest.Length == 1 || (rest[1].Length == 16 && rest[1].All(char.IsAsciiHexDigitLower)));
+            if (!ours || f.LinkTarget != null || !int.TryParse(rest[0], out int pid))
+            {
+                continue;
+            }
+
+            TimeSpan idle = now - f.LastWriteTimeUtc;
+            if (idle >= StaleAfter || (idle >= StaleAfterDeadOwner && !IsRunning(pid)))
+            {
+                TryDelete(f.FullName);
+            }
+        }
+    }
+
+    /// <summary>A temporary file untouched this long, whose process is gone, is left over by a killed run.</summary>
+    internal static readonly TimeSpan StaleAfterDeadOwner = TimeSpan.FromMinutes(1);
+
+    /// <summary>A temporary file untouched this long is left over, whatever its pid.</summary>
+    internal static readonly TimeSpan StaleAfter = TimeSpan.FromDays(1);
+
+    private static bool IsRunning(int pid)
+    {
+        if (pid == Environment.ProcessId)
+        {
+            return true;
+        }
+
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
         }
     }
 

@@ -79,4 +79,38 @@ public sealed class AtomicFileTests : IDisposable
         Assert.Equal("precious", File.ReadAllText(victim));
         Assert.False(File.Exists(dir.File("log.json")));
     }
+
+    [Fact]
+    public void StaleTemporaryFilesOfKilledRunsAreRemovedAndNothingElse()
+    {
+        const int Dead = 999_999_999; // above any pid_max: no such process
+        DateTime twoMinutesAgo = DateTime.UtcNow.AddMinutes(-2);
+        string Make(string name, DateTime written)
+        {
+            string path = dir.File(name);
+            File.WriteAllText(path, "partial");
+            File.SetLastWriteTimeUtc(path, written);
+            return path;
+        }
+
+        string deadOld = Make($".out.ckpt.{Dead}.0123456789abcdef.tmp", twoMinutesAgo);
+        string deadOldFormat = Make($".out.ckpt.{Dead}.tmp", twoMinutesAgo);
+        string ancient = Make($".out.ckpt.{Environment.ProcessId}.00000000000000aa.tmp", DateTime.UtcNow.AddDays(-2));
+        string deadFresh = Make($".out.ckpt.{Dead}.1111111111111111.tmp", DateTime.UtcNow);
+        string liveOld = Make($".out.ckpt.{Environment.ProcessId}.2222222222222222.tmp", twoMinutesAgo);
+        string otherName = Make($".other.ckpt.{Dead}.3333333333333333.tmp", twoMinutesAgo);
+        string notOurs = Make($".out.ckpt.{Dead}.notours.tmp", twoMinutesAgo);
+        string victim = Make("victim.txt", twoMinutesAgo);
+        string link = dir.File($".out.ckpt.{Dead}.4444444444444444.tmp");
+        File.CreateSymbolicLink(link, victim);
+
+        AtomicFile.Write(dir.File("out.ckpt"), s => s.Write("ok"u8));
+
+        Assert.False(File.Exists(deadOld));
+        Assert.False(File.Exists(deadOldFormat));
+        Assert.False(File.Exists(ancient));
+        Assert.All(new[] { deadFresh, liveOld, otherName, notOurs, victim }, f => Assert.Equal("partial", File.ReadAllText(f)));
+        Assert.Equal(victim, new FileInfo(link).LinkTarget);
+        Assert.Equal("ok", File.ReadAllText(dir.File("out.ckpt")));
+    }
 }

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
 using StyleTransfer.Cli;
 using StyleTransfer.Optimization;
 using TorchSharp;
@@ -149,6 +151,89 @@ public sealed class CliSafetyTests : CliImagesTest
         AssertBad($"error: -o '{content}' would overwrite the content image '{content}'", "reconstruct", content, "-o", content);
         AssertBad($"error: --log '{style}' would overwrite the style image '{style}'", "grid", content, style, "--log", style);
     }
+
+    [Theory]
+    [InlineData("STYLIZE")]
+    [InlineData("reconstruct")]
+    [InlineData("grid")]
+    public void CtrlCBeforeTheFirstIterationWritesNothing(string command)
+    {
+        string output = dir.File("out.png"), log = dir.File("run.json"), ckpt = dir.File("out.ckpt");
+        File.WriteAllBytes(output, [9, 9, 9]);
+        File.WriteAllBytes(ckpt, [8, 8]);
+        string[] args = command switch
+        {
+            "STYLIZE" => [content, style, "--save-every", "1"],
+            "reconstruct" => ["reconstruct", content],
+            _ => ["grid", content, style, "--depths", "1", "--ratios", "1e-3"],
+        };
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliApp.Run([.. args, "-o", output, "--log", log, "--weights", TestPaths.NarrowPth, "--size", "32", "-n", "2"], stdout, stderr, cancellation: new CancellationToken(canceled: true));
+        Assert.Equal(CliApp.ExitCancelled, code);
+        Assert.Equal("", stderr.ToString());
+        Assert.EndsWith(Environment.NewLine + "stopped before the first iteration (Ctrl-C): nothing was written" + Environment.NewLine, stdout.ToString());
+        Assert.DoesNotContain("wrote", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Equal(new byte[] { 9, 9, 9 }, File.ReadAllBytes(output));
+        Assert.Equal(new byte[] { 8, 8 }, File.ReadAllBytes(ckpt));
+        Assert.False(File.Exists(log));
+        Assert.DoesNotContain(Directory.GetFiles(dir.Path), f => f.EndsWith(".tmp", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// The real process, sent a real SIGTERM after its first iteration: it finishes the iteration,
+    /// writes the image and the checkpoint, and exits 143. Before, it died with nothing written.
+    /// No timing is asserted; the wait is a guard against a hang.
+    /// </summary>
+    [Fact]
+    public async Task SigtermFinishesTheIterationWritesTheImageAndTheCheckpointAndExits143()
+    {
+        string output = dir.File("out.png");
+        File.WriteAllBytes(output, [9, 9, 9]);
+        using Process p = StartStylize(content, style, "-o", output, "--weights", TestPaths.NarrowPth, "--size", "32", "-n", "1000000", "--threads", "1", "--save-every", "500000");
+        try
+        {
+            Task<string> stderr = p.StandardError.ReadToEndAsync();
+            string? line;
+            while ((line = await p.StandardOutput.ReadLineAsync()) != null && !line.StartsWith("iter 1/", StringComparison.Ordinal))
+            {
+            }
+
+            Assert.NotNull(line);
+            Assert.Equal(0, Kill(p.Id, 15));
+            string rest = await p.StandardOutput.ReadToEndAsync();
+            Assert.True(p.WaitForExit(120_000));
+            Assert.Equal((CliApp.ExitTerminated, ""), (p.ExitCode, await stderr));
+            Assert.Contains($"stopped early (SIGTERM): the image so far was written, and a checkpoint: continue with --resume {dir.File("out.ckpt")}", rest, StringComparison.Ordinal);
+            Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(output)[..4]);
+            Assert.True(new FileInfo(dir.File("out.ckpt")).Length > 0);
+            Assert.DoesNotContain(Directory.GetFiles(dir.Path), f => f.EndsWith(".tmp", StringComparison.Ordinal));
+        }
+        finally
+        {
+            if (!p.HasExited)
+            {
+                p.Kill();
+            }
+        }
+    }
+
+    /// <summary>`stylize` as its own process (the build's stylize.dll beside the tests), stdout and stderr redirected.</summary>
+    internal static Process StartStylize(params string[] args)
+    {
+        string host = Environment.ProcessPath is { } path && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
+        var start = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "stylize.dll"));
+        foreach (string a in args)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        return Process.Start(start)!;
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
 
     /// <summary>Runs with the fixture weights and small defaults unless the arguments say otherwise; a null value drops its flag.</summary>
     private (int Code, string Stdout, string Stderr) Run(params string?[] args)

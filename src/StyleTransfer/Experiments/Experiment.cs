@@ -323,6 +323,11 @@ public static class Experiment
         long seed = options.Seed ?? PickSeed();
         TilePlan[] seeded = [.. plan.Select(t => t with { Options = t.Options with { Seed = seed } })];
         ExperimentResult result = RunTiles(network, content, style, (h, w), seeded, progress, cancellation);
+        if (result.StoppedBeforeStart)
+        {
+            return result;
+        }
+
         var images = new Dictionary<(int Row, int Column), Image<Rgb24>>();
         try
         {
@@ -354,6 +359,11 @@ public static class Experiment
 
     private static ExperimentResult SaveSingle(ExperimentResult result, string outputPath)
     {
+        if (result.StoppedBeforeStart)
+        {
+            return result;
+        }
+
         try
         {
             Tensor image = result.Tiles[0].Result.Image;

@@ -43,6 +43,13 @@ public sealed class StylizeResult : IDisposable
     /// <summary>True when the run was stopped early through its cancellation token.</summary>
     public bool Cancelled { get; }
 
+    /// <summary>
+    /// Cancelled before any iteration of this run ran: nothing was optimised, so
+    /// <see cref="Stylizer.StylizeFiles(string, IReadOnlyList{string}, string, StyleTransferOptions, IProgress{IterationReport}?, CancellationToken, Checkpoint?, string?)"/>
+    /// wrote nothing (no image, no checkpoint) and left any old output as it was.
+    /// </summary>
+    public bool StoppedBeforeStart => Cancelled && History.Count == 0;
+
     public void Dispose() => Image.Dispose();
 }
 
@@ -53,7 +60,8 @@ public sealed class StylizeResult : IDisposable
 public static class Stylizer
 {
     /// <summary>
-    /// Reads the two images, stylises, writes <paramref name="outputPath"/> (PNG or JPEG, atomically).
+    /// Reads the two images, stylises, writes <paramref name="outputPath"/> (PNG or JPEG, atomically;
+    /// nothing when cancelled before the first iteration, see <see cref="StylizeResult.StoppedBeforeStart"/>).
     /// Snapshots go beside it as NAME-0100.png when <see cref="StyleTransferOptions.SaveEvery"/> is set,
     /// with a resumable checkpoint NAME.ckpt (rewritten every N iterations, and when cancelled).
     /// <paramref name="resume"/> continues from a checkpoint (see <see cref="Checkpoint.CheckCompatible"/>).
@@ -142,7 +150,10 @@ public static class Stylizer
                 resume);
             try
             {
-                ImageIO.Save(result.Image, outputPath);
+                if (!result.StoppedBeforeStart)
+                {
+                    ImageIO.Save(result.Image, outputPath);
+                }
             }
             catch
             {
@@ -272,7 +283,10 @@ public static class Stylizer
                     resuming ? resume!.Lbfgs : null,
                     resuming ? resume!.StartLosses : null,
                     checkpoint,
-                    seed);
+                    seed)
+                {
+                    RanBefore = history.Count > 0,
+                };
                 StylizeResult r = Optimize(targets, network, options, (h, w), ck, sk, progress, cancellation, snap, stage, keepRaw: true, masks);
                 history.AddRange(r.History);
                 previous?.Dispose();
@@ -422,7 +436,12 @@ public static class Stylizer
             if (cancellation.IsCancellationRequested)
             {
                 cancelled = true;
-                WriteCheckpoint(i - 1);
+                if (history.Count > 0 || stage.RanBefore)
+                {
+                    // Nothing optimised in this run: an old checkpoint is worth more than a copy of the start.
+                    WriteCheckpoint(i - 1);
+                }
+
                 break;
             }
 
@@ -637,7 +656,11 @@ internal sealed record Stage(
     LbfgsState? Lbfgs,
     double[]? StartLosses,
     Action<Checkpoint>? Checkpoint,
-    long Seed);
+    long Seed)
+{
+    /// <summary>Whether iterations of an earlier scale ran in this run (so a cancellation at this stage's start still has something to save).</summary>
+    public bool RanBefore { get; init; }
+}
 
 /// <summary>Tensors made for a run's pre-processing, disposed with it.</summary>
 internal sealed class DisposableList : IDisposable
