@@ -40,6 +40,16 @@ public enum StyleNormalization
 /// <summary>A mask that places style image <paramref name="Style"/> (0-based) on the output: a greyscale image, white where that style applies.</summary>
 public sealed record StyleMask(int Style, string Path);
 
+/// <summary>What a style mask whose aspect ratio differs from the content image's does.</summary>
+public enum MaskFit
+{
+    /// <summary>Refused with a one-line error (the default): a stretched mask places the style somewhere else than drawn.</summary>
+    Exact,
+
+    /// <summary>Stretched to the output, as asked for.</summary>
+    Stretch,
+}
+
 /// <summary>Colour preservation (Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer").</summary>
 public enum ColorPreservationMode
 {
@@ -205,6 +215,9 @@ public sealed record StyleTransferOptions
 
     /// <summary>Masks placing style images on regions of the output (files; <see cref="Optimization.Stylizer.StylizeFiles(string, IReadOnlyList{string}, string, StyleTransferOptions, IProgress{Optimization.IterationReport}?, CancellationToken)"/> loads them). Styles without a mask share what the masks leave.</summary>
     public IReadOnlyList<StyleMask>? StyleMasks { get; init; }
+
+    /// <summary>A mask of another aspect ratio than the content image: refused (<see cref="MaskFit.Exact"/>, the default) or stretched.</summary>
+    public MaskFit MaskFit { get; init; } = MaskFit.Exact;
 
     /// <summary>The statistic the style loss matches: Gram matrices (the paper) or Gaussian fits (W2).</summary>
     public StyleLossKind StyleLoss { get; init; } = StyleLossKind.Gram;

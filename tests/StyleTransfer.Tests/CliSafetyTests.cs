@@ -152,6 +152,20 @@ public sealed class CliSafetyTests : CliImagesTest
         AssertBad($"error: --log '{style}' would overwrite the style image '{style}'", "grid", content, style, "--log", style);
     }
 
+    [Fact]
+    public void AMaskOfAnotherAspectRatioIsRefusedUnlessStretchingIsAskedFor()
+    {
+        string square = TestImages.Save(TestImages.Stripes(48, 48), dir.File("square.png"));
+        AssertBad(
+            $"error: mask for style image 1 '{square}' is 32x32 at this size, the content image 32x21: another aspect ratio, it would be stretched; give a mask of the content's proportions, or --mask-fit stretch",
+            content, style, style, "--mask", $"1={square}");
+
+        // Half the content's size, the same proportions: accepted; and the square one when asked.
+        string half = TestImages.Save(TestImages.Stripes(30, 20), dir.File("half.png"));
+        Assert.Equal((CliApp.ExitOk, ""), Run(content, style, style, "--mask", $"1={half}", "-n", "1") is var r ? (r.Code, r.Stderr) : default);
+        Assert.Equal((CliApp.ExitOk, ""), Run(content, style, style, "--mask", $"1={square}", "--mask-fit", "stretch", "-n", "1") is var s ? (s.Code, s.Stderr) : default);
+    }
+
     [Theory]
     [InlineData("STYLIZE")]
     [InlineData("reconstruct")]

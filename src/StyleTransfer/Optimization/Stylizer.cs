@@ -108,6 +108,7 @@ public static class Stylizer
             {
                 string what = $"mask for style image {m.Style + 1}";
                 Tensor mask = Keep(loaded, ImageIO.LoadTensor(m.Path, what, options.Size));
+                CheckMaskShape(mask, content, $"{what} '{m.Path}'", options.MaskFit);
                 using (Tensor max = mask.max())
                 {
                     if (max.ToDouble() < StyleTerms.Black)
@@ -622,6 +623,23 @@ public static class Stylizer
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Refuses a mask whose aspect ratio differs from the content's by more than the rounding of
+    /// either side to whole pixels (both are loaded at the same long edge), unless stretching was
+    /// asked for: a stretched mask places its style elsewhere than it was drawn.
+    /// </summary>
+    internal static void CheckMaskShape(Tensor mask, Tensor content, string what, MaskFit fit)
+    {
+        (long hm, long wm, long hc, long wc) = (mask.shape[^2], mask.shape[^1], content.shape[^2], content.shape[^1]);
+        if (fit == MaskFit.Stretch || Math.Abs((hm * wc) - (wm * hc)) <= Math.Max(Math.Max(wc, hc), Math.Max(wm, hm)))
+        {
+            return;
+        }
+
+        throw new StyleTransferException(
+            $"{what} is {wm}x{hm} at this size, the content image {wc}x{hc}: another aspect ratio, it would be stretched; give a mask of the content's proportions, or --mask-fit stretch");
     }
 
     private static void CheckMemory(StyleTransferOptions options, Tensor content, IReadOnlyList<Tensor> styles, Device device)
