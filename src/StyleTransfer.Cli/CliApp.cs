@@ -78,8 +78,8 @@ public static class CliApp
             }
 
             inputs["output"] = output;
-            return Stylize(content, styles, output, options, stdout, interactive, cancellation, resume, resumePath, result =>
-                cli.Outputs.Write(parsed, "stylize", inputs, options, [LoggedRun.From("stylize", 0, 0, options, result)], stdout));
+            return Stylize(content, styles, output, options, stdout, interactive, cancellation, resume, resumePath, (result, batch) =>
+                cli.Outputs.Stage(parsed, "stylize", inputs, options, [LoggedRun.From("stylize", 0, 0, options, result)], batch), () => cli.Outputs.Report(parsed, stdout));
         });
     }
 
@@ -137,7 +137,7 @@ public static class CliApp
         return Checkpoint.Load(path);
     }
 
-    private static int Stylize(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation, Checkpoint? resume, string? resumePath, Action<StylizeResult> written)
+    private static int Stylize(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation, Checkpoint? resume, string? resumePath, Action<StylizeResult, FileBatch> companions, Action written)
     {
         string version = TorchRuntime.EnsureLoaded();
         string pooling = options.Network == "vgg19" ? $", {options.Pooling.ToString().ToLowerInvariant()} pooling" : "";
@@ -156,8 +156,8 @@ public static class CliApp
 
         using var stop = new StopSignals(cancellation);
         StylizeResult result = interactive
-            ? RunWithProgressBar(content, style, output, options, stop.Token, resume, resumePath)
-            : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), stop.Token, resume, resumePath);
+            ? RunWithProgressBar(content, style, output, options, stop.Token, resume, resumePath, companions)
+            : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), stop.Token, resume, resumePath, companions);
         using (result)
         {
             if (result.StoppedBeforeStart)
@@ -171,7 +171,7 @@ public static class CliApp
                 ? "no iterations run"
                 : $"final loss {G(last.Total)} (content {G(last.Content)}, style {G(last.Style)}) after {last.Iteration} iterations ({last.Evaluations} evaluations) in {last.Elapsed.TotalSeconds:F1} s ({last.Elapsed.TotalMilliseconds / last.Iteration:F0} ms/iteration)";
             stdout.WriteLine($"wrote {output} ({result.Image.shape[3]}x{result.Image.shape[2]}); {losses}; seed {result.Seed}");
-            written(result);
+            written();
             if (result.Cancelled)
             {
                 stdout.WriteLine(options.SaveEvery > 0
@@ -184,7 +184,7 @@ public static class CliApp
         }
     }
 
-    private static StylizeResult RunWithProgressBar(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, CancellationToken cancellation, Checkpoint? resume, string? resumePath)
+    private static StylizeResult RunWithProgressBar(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, CancellationToken cancellation, Checkpoint? resume, string? resumePath, Action<StylizeResult, FileBatch> companions)
     {
         StylizeResult? result = null;
         AnsiConsole.Progress()
@@ -198,7 +198,7 @@ public static class CliApp
                     task.Value = r.Iteration;
                     task.Description = $"{ScaleLabel(r)}iter {r.Iteration}/{r.Iterations} loss {G(r.Total)} content {G(r.Content)} style {G(r.Style)}";
                 });
-                result = Stylizer.StylizeFiles(content, style, output, options, progress, cancellation, resume, resumePath);
+                result = Stylizer.StylizeFiles(content, style, output, options, progress, cancellation, resume, resumePath, companions);
             });
         return result!;
     }

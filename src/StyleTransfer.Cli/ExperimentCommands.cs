@@ -55,20 +55,30 @@ internal sealed class RunOutputOptions
         }
     }
 
-    /// <summary>Writes the log and the plot that were asked for (each atomically).</summary>
-    public void Write(ParseResult p, string command, IReadOnlyDictionary<string, string> inputs, StyleTransferOptions options, IReadOnlyList<LoggedRun> runs, TextWriter stdout)
+    /// <summary>Adds the log and the plot that were asked for to <paramref name="batch"/>, which writes them with the image, all or none.</summary>
+    public void Stage(ParseResult p, string command, IReadOnlyDictionary<string, string> inputs, StyleTransferOptions options, IReadOnlyList<LoggedRun> runs, FileBatch batch)
     {
         if (p.GetValue(Log) is { } log)
         {
-            RunLog.Save(log, command, inputs, options, runs);
-            stdout.WriteLine($"wrote {log}");
+            RunLog.Save(log, command, inputs, options, runs, batch);
         }
 
         if (p.GetValue(Plot) is { } plot)
         {
             string title = $"stylize {command}: {string.Join(" × ", inputs.Where(i => i.Key != "output").Select(i => Path.GetFileName(i.Value)))} ({options.Network})";
-            LossPlot.Save(plot, runs, title);
-            stdout.WriteLine($"wrote {plot}");
+            LossPlot.Save(plot, runs, title, batch: batch);
+        }
+    }
+
+    /// <summary>The "wrote" lines of the log and the plot, once written.</summary>
+    public void Report(ParseResult p, TextWriter stdout)
+    {
+        foreach (string? path in new[] { p.GetValue(Log), p.GetValue(Plot) })
+        {
+            if (path != null)
+            {
+                stdout.WriteLine($"wrote {path}");
+            }
         }
     }
 }
@@ -112,8 +122,8 @@ internal sealed class ExperimentCommands
         {
             StyleTransferOptions options = set.Build(p);
             string input = p.GetRequiredValue(image), path = p.GetRequiredValue(output);
-            return Execute("reconstruct", p, outputs, options, new() { ["content"] = input, ["output"] = path }, stdout, interactive, ct, (progress, token) =>
-                Experiment.Reconstruct(input, path, options, p.GetValue(layer), progress, token));
+            return Execute("reconstruct", p, outputs, options, new() { ["content"] = input, ["output"] = path }, stdout, interactive, ct, (progress, token, companions) =>
+                Experiment.Reconstruct(input, path, options, p.GetValue(layer), progress, token, companions));
         });
     }
 
@@ -136,8 +146,8 @@ internal sealed class ExperimentCommands
                 ? [.. text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)]
                 : null;
             string input = p.GetRequiredValue(image), path = p.GetRequiredValue(output);
-            return Execute("texture", p, outputs, options, new() { ["style"] = input, ["output"] = path }, stdout, interactive, ct, (progress, token) =>
-                Experiment.Texture(input, path, options, (w, h), layerList, progress, token));
+            return Execute("texture", p, outputs, options, new() { ["style"] = input, ["output"] = path }, stdout, interactive, ct, (progress, token, companions) =>
+                Experiment.Texture(input, path, options, (w, h), layerList, progress, token, companions));
         });
     }
 
@@ -155,8 +165,8 @@ internal sealed class ExperimentCommands
         {
             StyleTransferOptions options = set.Build(p);
             string c = p.GetRequiredValue(content), s = p.GetRequiredValue(style), path = p.GetRequiredValue(output);
-            return Execute("figure1", p, outputs, options, new() { ["content"] = c, ["style"] = s, ["output"] = path }, stdout, interactive, ct, (progress, token) =>
-                Experiment.Figure1(c, s, path, options, progress, token));
+            return Execute("figure1", p, outputs, options, new() { ["content"] = c, ["style"] = s, ["output"] = path }, stdout, interactive, ct, (progress, token, companions) =>
+                Experiment.Figure1(c, s, path, options, progress, token, companions));
         });
     }
 
@@ -187,8 +197,8 @@ internal sealed class ExperimentCommands
                 p.GetValue(inits) is { } i ? GridAxes.ParseInits(i) : null);
             Experiment.PlanGrid(NetworkFactory.Profile(options.Network), options, axes); // bad axes fail here, before any image is read
             string c = p.GetRequiredValue(content), s = p.GetRequiredValue(style), path = p.GetRequiredValue(output);
-            return Execute("grid", p, outputs, options, new() { ["content"] = c, ["style"] = s, ["output"] = path }, stdout, interactive, ct, (progress, token) =>
-                Experiment.Grid(c, s, path, options, axes, progress, token));
+            return Execute("grid", p, outputs, options, new() { ["content"] = c, ["style"] = s, ["output"] = path }, stdout, interactive, ct, (progress, token, companions) =>
+                Experiment.Grid(c, s, path, options, axes, progress, token, companions));
         });
     }
 
@@ -208,7 +218,7 @@ internal sealed class ExperimentCommands
         TextWriter stdout,
         bool interactive,
         CancellationToken cancellation,
-        Func<IProgress<TileReport>, CancellationToken, ExperimentResult> run)
+        Func<IProgress<TileReport>, CancellationToken, Action<ExperimentResult, FileBatch>, ExperimentResult> run)
     {
         string output = inputs["output"];
         outputs.Check(p, output, inputs.Where(i => i.Key != "output").Select(i => ($"{i.Key} image", i.Value)), options);
@@ -217,7 +227,8 @@ internal sealed class ExperimentCommands
 
         using var stop = new StopSignals(cancellation);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using ExperimentResult result = interactive ? RunWithProgressBar(run, stop.Token) : run(new TileLines(stdout), stop.Token);
+        void Companions(ExperimentResult r, FileBatch batch) => outputs.Stage(p, name, inputs, options, r.Log, batch);
+        using ExperimentResult result = interactive ? RunWithProgressBar(run, stop.Token, Companions) : run(new TileLines(stdout), stop.Token, Companions);
         if (result.StoppedBeforeStart)
         {
             stdout.WriteLine($"stopped before the first iteration ({stop.Name}): nothing was written");
@@ -247,7 +258,7 @@ internal sealed class ExperimentCommands
             stdout.WriteLine($"wrote {output} ({size}, {result.Tiles.Count} of {result.Planned.Count} tiles) in {clock.Elapsed.TotalSeconds:F1} s; seed {result.Seed}");
         }
 
-        outputs.Write(p, name, inputs, options, runs, stdout);
+        outputs.Report(p, stdout);
         if (result.Cancelled)
         {
             stdout.WriteLine($"stopped early ({stop.Name}): what was done so far was written");
@@ -257,7 +268,7 @@ internal sealed class ExperimentCommands
         return CliApp.ExitOk;
     }
 
-    private static ExperimentResult RunWithProgressBar(Func<IProgress<TileReport>, CancellationToken, ExperimentResult> run, CancellationToken cancellation)
+    private static ExperimentResult RunWithProgressBar(Func<IProgress<TileReport>, CancellationToken, Action<ExperimentResult, FileBatch>, ExperimentResult> run, CancellationToken cancellation, Action<ExperimentResult, FileBatch> companions)
     {
         ExperimentResult? result = null;
         AnsiConsole.Progress()
@@ -274,7 +285,7 @@ internal sealed class ExperimentCommands
                     string tile = t.Tiles > 1 ? $"tile {t.Tile}/{t.Tiles} {Markup.Escape(Name(t.Plan))} " : "";
                     task.Description = $"{tile}iter {r.Iteration}/{r.Iterations} loss {CliApp.G(r.Total)} content {CliApp.G(r.Content)} style {CliApp.G(r.Style)}";
                 });
-                result = run(progress, cancellation);
+                result = run(progress, cancellation, companions);
             });
         return result!;
     }

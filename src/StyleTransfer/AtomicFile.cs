@@ -16,8 +16,19 @@ public static class AtomicFile
     /// <summary>Tests only: the random part of the next temporary names (per async flow), to plant files at them.</summary>
     internal static readonly AsyncLocal<Func<string>?> TokenForTests = new();
 
+    /// <summary>Tests only: a fault to raise instead of writing a path (per async flow), e.g. a full disk.</summary>
+    internal static readonly AsyncLocal<Func<string, Exception?>?> FaultForTests = new();
+
     /// <summary>Writes <paramref name="path"/> with <paramref name="write"/>; on failure the temporary file is removed and any old file is left as it was.</summary>
     public static void Write(string path, Action<Stream> write)
+    {
+        using var batch = new FileBatch();
+        batch.Add(path, write);
+        batch.Commit();
+    }
+
+    /// <summary>Writes <paramref name="write"/>'s bytes to a new temporary file beside <paramref name="path"/>; returns its name.</summary>
+    internal static string WriteTemp(string path, Action<Stream> write)
     {
         string full = Path.GetFullPath(path);
         string? temp = null;
@@ -26,15 +37,20 @@ public static class AtomicFile
         {
             using (FileStream stream = CreateTemp(full, out temp))
             {
+                if (FaultForTests.Value?.Invoke(full) is { } fault)
+                {
+                    throw fault;
+                }
+
                 write(stream);
             }
 
-            File.Move(temp, full, overwrite: true);
+            return temp;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             TryDelete(temp);
-            throw new StyleTransferException($"cannot write '{path}' ({FirstLine(e)})");
+            throw CannotWrite(path, e);
         }
         catch
         {
@@ -42,6 +58,22 @@ public static class AtomicFile
             throw;
         }
     }
+
+    /// <summary>Renames a temporary file of <see cref="WriteTemp"/> into place (replacing a file or link there, following none).</summary>
+    internal static void Rename(string temp, string path)
+    {
+        try
+        {
+            File.Move(temp, Path.GetFullPath(path), overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(temp);
+            throw CannotWrite(path, e);
+        }
+    }
+
+    private static StyleTransferException CannotWrite(string path, Exception e) => new($"cannot write '{path}' ({FirstLine(e)})");
 
     /// <summary>
     /// Checks that <paramref name="path"/> can name a new file: its folder exists, it is not a
@@ -180,7 +212,7 @@ public static class AtomicFile
 
     private static string FirstLine(Exception e) => e.Message.Split('\n')[0].Trim();
 
-    private static void TryDelete(string? path)
+    internal static void TryDelete(string? path)
     {
         if (path is null)
         {
@@ -197,5 +229,60 @@ public static class AtomicFile
         catch (UnauthorizedAccessException)
         {
         }
+    }
+}
+
+/// <summary>
+/// Files written together, all or none: each is written to its own temporary file when added (a
+/// failure, such as a full disk, deletes the temporary files written so far and leaves every old
+/// file as it was); <see cref="Commit"/> then renames them all into place, in the order added. A
+/// rename within a folder needs no space, so once every file is written the renames succeed.
+/// </summary>
+public sealed class FileBatch : IDisposable
+{
+    private readonly List<(string Temp, string Path)> staged = [];
+    private bool committed;
+
+    /// <summary>Writes <paramref name="path"/>'s content to a temporary file now; it appears under its name at <see cref="Commit"/>.</summary>
+    public void Add(string path, Action<Stream> write)
+    {
+        ObjectDisposedException.ThrowIf(committed, this);
+        staged.Add((AtomicFile.WriteTemp(path, write), path));
+    }
+
+    /// <summary>Renames every file into place.</summary>
+    public void Commit()
+    {
+        committed = true;
+        for (int i = 0; i < staged.Count; i++)
+        {
+            try
+            {
+                AtomicFile.Rename(staged[i].Temp, staged[i].Path);
+            }
+            catch
+            {
+                foreach ((string temp, _) in staged.Skip(i + 1))
+                {
+                    AtomicFile.TryDelete(temp);
+                }
+
+                throw;
+            }
+        }
+
+        staged.Clear();
+    }
+
+    /// <summary>Deletes the temporary files of an uncommitted batch.</summary>
+    public void Dispose()
+    {
+        foreach ((string temp, _) in staged)
+        {
+            AtomicFile.TryDelete(temp);
+        }
+
+        staged.Clear();
+        committed = true;
     }
 }

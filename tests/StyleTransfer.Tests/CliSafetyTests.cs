@@ -166,6 +166,46 @@ public sealed class CliSafetyTests : CliImagesTest
         Assert.Equal((CliApp.ExitOk, ""), Run(content, style, style, "--mask", $"1={square}", "--mask-fit", "stretch", "-n", "1") is var s ? (s.Code, s.Stderr) : default);
     }
 
+    /// <summary>
+    /// A plot that cannot be written (a full disk, injected) after the image and the log were
+    /// rendered: all three are written to temporary files first and renamed together, so none
+    /// appears, the old ones stay, and the exit code is 2. Before, the image and the log were
+    /// already in place when the plot failed.
+    /// </summary>
+    [Theory]
+    [InlineData("STYLIZE")]
+    [InlineData("reconstruct")]
+    [InlineData("grid")]
+    public void APlotThatCannotBeWrittenLeavesEveryOutputAsItWas(string command)
+    {
+        string output = dir.File("out.png"), log = dir.File("run.json"), plot = dir.File("loss.png");
+        File.WriteAllBytes(output, [9, 9, 9]);
+        File.WriteAllBytes(log, [7, 7]);
+        string[] args = command switch
+        {
+            "STYLIZE" => [content, style],
+            "reconstruct" => ["reconstruct", content],
+            _ => ["grid", content, style, "--depths", "1", "--ratios", "1e-3"],
+        };
+        AtomicFile.FaultForTests.Value = path => path == plot ? new IOException("No space left on device") : null;
+        (int Code, string Stdout, string Stderr) r;
+        try
+        {
+            r = Run([.. args, "-o", output, "--log", log, "--plot", plot]);
+        }
+        finally
+        {
+            AtomicFile.FaultForTests.Value = null;
+        }
+
+        Assert.Equal((CliApp.ExitBadInput, $"error: cannot write '{plot}' (No space left on device){Environment.NewLine}"), (r.Code, r.Stderr));
+        Assert.DoesNotContain("wrote", r.Stdout, StringComparison.Ordinal);
+        Assert.Equal(new byte[] { 9, 9, 9 }, File.ReadAllBytes(output));
+        Assert.Equal(new byte[] { 7, 7 }, File.ReadAllBytes(log));
+        Assert.False(File.Exists(plot));
+        Assert.DoesNotContain(Directory.GetFiles(dir.Path), f => f.EndsWith(".tmp", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("STYLIZE")]
     [InlineData("reconstruct")]

@@ -80,7 +80,8 @@ public static class Stylizer
     /// <summary>
     /// Several style images, blended by <see cref="StyleTransferOptions.StyleBlend"/> and placed by
     /// the masks in <see cref="StyleTransferOptions.StyleMasks"/> (loaded here, at the output size).
-    /// Snapshots and checkpoints as in the single-style form.
+    /// Snapshots and checkpoints as in the single-style form. <paramref name="companions"/> adds
+    /// files (a log, a plot) written together with the image, all or none (<see cref="FileBatch"/>).
     /// </summary>
     public static StylizeResult StylizeFiles(
         string contentPath,
@@ -90,7 +91,8 @@ public static class Stylizer
         IProgress<IterationReport>? progress = null,
         CancellationToken cancellation = default,
         Checkpoint? resume = null,
-        string? resumePath = null)
+        string? resumePath = null,
+        Action<StylizeResult, FileBatch>? companions = null)
     {
         options.Validate(stylePaths.Count);
         ImageIO.CheckOutputPath(outputPath);
@@ -153,7 +155,10 @@ public static class Stylizer
             {
                 if (!result.StoppedBeforeStart)
                 {
-                    ImageIO.Save(result.Image, outputPath);
+                    using var batch = new FileBatch();
+                    ImageIO.Save(result.Image, outputPath, batch);
+                    companions?.Invoke(result, batch);
+                    batch.Commit();
                 }
             }
             catch
