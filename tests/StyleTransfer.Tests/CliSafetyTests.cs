@@ -272,6 +272,34 @@ public sealed class CliSafetyTests : CliImagesTest
         }
     }
 
+    /// <summary>
+    /// NNPACK is off once the engine is loaded, so on CPUs where it cannot initialise (AMD EPYC VMs)
+    /// libtorch never prints "Could not initialize NNPACK!" (this Intel machine initialises it, so the
+    /// flag is what can be checked here).
+    /// </summary>
+    [Fact]
+    public void NnpackIsTurnedOffWhenTheEngineLoads()
+    {
+        TorchRuntime.EnsureLoaded();
+        Assert.False(TorchRuntime.NnpackEnabled());
+    }
+
+    /// <summary>A run that fails late, after many convolutions (a diverged loss), prints exactly one line on the process's own stderr.</summary>
+    [Fact]
+    public async Task ALateFailurePrintsExactlyOneStderrLineFromTheWholeProcess()
+    {
+        string output = dir.File("out.png");
+        File.WriteAllBytes(output, [9, 9, 9]);
+        using Process p = StartStylize(content, style, "-o", output, "--weights", TestPaths.NarrowPth, "--size", "32", "-n", "3", "--threads", "1", "--content-weight", "1e300");
+        Task<string> stdout = p.StandardOutput.ReadToEndAsync();
+        string stderr = await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        _ = await stdout;
+        Assert.Equal(CliApp.ExitDiverged, p.ExitCode);
+        Assert.Equal("error: the loss became Infinity at iteration 1; no image was written (try a smaller --style-weight or --learning-rate, or --optimizer adam)\n", stderr);
+        Assert.Equal(new byte[] { 9, 9, 9 }, File.ReadAllBytes(output));
+    }
+
     /// <summary>`stylize` as its own process (the build's stylize.dll beside the tests), stdout and stderr redirected.</summary>
     internal static Process StartStylize(params string[] args)
     {
