@@ -130,6 +130,18 @@ public sealed class CliSafetyTests : CliImagesTest
         File.Copy(TestPaths.NarrowPth, weights);
         AssertBad($"error: --log '{weights}' would overwrite the weights file '{weights}'", content, style, "--weights", weights, "--log", weights);
         Assert.Equal(File.ReadAllBytes(TestPaths.NarrowPth), File.ReadAllBytes(weights));
+
+        TorchRuntime.EnsureLoaded();
+        string ckpt = dir.File("old.ckpt");
+        using (Tensor image = torch.rand(1, 3, 21, 32))
+        {
+            var options = Networks.NetworkFactory.DefaultOptions("vgg19") with { Size = 32, Iterations = 2, WeightsPath = TestPaths.NarrowPth };
+            new Checkpoint { Options = options, Image = image, Seed = 1 }.Save(ckpt);
+        }
+
+        byte[] saved = File.ReadAllBytes(ckpt);
+        AssertBad($"error: --log '{ckpt}' would overwrite the --resume checkpoint '{ckpt}'", content, style, "--resume", ckpt, "--log", ckpt);
+        Assert.Equal(saved, File.ReadAllBytes(ckpt));
     }
 
     [Fact]
