@@ -145,6 +145,16 @@ public sealed class CliSafetyTests : CliImagesTest
     }
 
     [Fact]
+    public void ResumingIntoTheSameOutputMayRewriteItsCheckpoint()
+    {
+        string output = dir.File("out.png"), ckpt = dir.File("out.ckpt");
+        Assert.Equal((CliApp.ExitOk, ""), Run(content, style, "-o", output, "-n", "3", "--save-every", "2") is var first ? (first.Code, first.Stderr) : default);
+        Assert.Equal((CliApp.ExitOk, ""), Run(content, style, "-o", output, "-n", "5", "--resume", ckpt) is var again ? (again.Code, again.Stderr) : default);
+        using Checkpoint rewritten = Checkpoint.Load(ckpt);
+        Assert.Equal(4, rewritten.Iteration);
+    }
+
+    [Fact]
     public void TheCheckpointCannotBeAnInputOrAnotherOutput()
     {
         string styleCkpt = dir.File("out.ckpt");
