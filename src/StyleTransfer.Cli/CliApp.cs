@@ -20,16 +20,16 @@ public static class CliApp
     public const int ExitDiverged = 3;
     public const int ExitEngine = 4;
     public const int ExitCancelled = 130;
+    public const int ExitTerminated = 143;
 
     /// <summary>Runs the command line. <paramref name="interactive"/> turns on the live progress bar.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false, CancellationToken cancellation = default)
     {
         var cli = new Definition();
         ParseResult parsed = cli.Root.Parse(args);
-        if (parsed.Errors.Count > 0)
+        if (ParseErrors.First(parsed) is { } parseError)
         {
-            string message = string.Join(' ', parsed.Errors[0].Message.Split((char[])['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
-            stderr.WriteLine($"error: {message} (see 'stylize --help')");
+            stderr.WriteLine($"error: {parseError}");
             return ExitBadInput;
         }
 
@@ -68,7 +68,9 @@ public static class CliApp
             string[] styles = parsed.GetRequiredValue(cli.Style);
             string output = parsed.GetRequiredValue(cli.Output);
             options = cli.Styles.Apply(parsed, options, styles);
-            cli.Outputs.Check(parsed, output);
+            List<(string What, string Path)> read = [("content image", content), .. styles.Select((s, i) => (styles.Length == 1 ? "style image" : $"style image {i + 1}", s))];
+            read.AddRange((options.StyleMasks ?? []).Select(m => ($"mask for style image {m.Style + 1}", m.Path)));
+            cli.Outputs.Check(parsed, output, read, options, resumePath, checkpoint: options.SaveEvery > 0);
             var inputs = new Dictionary<string, string> { ["content"] = content };
             for (int i = 0; i < styles.Length; i++)
             {
@@ -81,8 +83,8 @@ public static class CliApp
             }
 
             inputs["output"] = output;
-            return Stylize(content, styles, output, options, stdout, interactive, cancellation, resume, resumePath, result =>
-                cli.Outputs.Write(parsed, "stylize", inputs, options, [LoggedRun.From("stylize", 0, 0, options, result)], stdout));
+            return Stylize(content, styles, output, options, stdout, interactive, cancellation, resume, resumePath, (result, batch) =>
+                cli.Outputs.Stage(parsed, "stylize", inputs, options, [LoggedRun.From("stylize", 0, 0, options, result)], batch), () => cli.Outputs.Report(parsed, stdout));
         });
     }
 
@@ -140,7 +142,7 @@ public static class CliApp
         return Checkpoint.Load(path);
     }
 
-    private static int Stylize(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation, Checkpoint? resume, string? resumePath, Action<StylizeResult> written)
+    private static int Stylize(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation, Checkpoint? resume, string? resumePath, Action<StylizeResult, FileBatch> companions, Action written)
     {
         string version = TorchRuntime.EnsureLoaded();
         string pooling = options.Network == "vgg19" ? $", {options.Pooling.ToString().ToLowerInvariant()} pooling" : "";
@@ -157,31 +159,37 @@ public static class CliApp
             stdout.WriteLine($"resuming from {resumePath} at iteration {resume.Iteration} (scale {resume.Scale + 1}), seed {resume.Seed}");
         }
 
-        using var cts = new CtrlC(cancellation);
+        using var stop = new StopSignals(cancellation);
         StylizeResult result = interactive
-            ? RunWithProgressBar(content, style, output, options, cts.Token, resume, resumePath)
-            : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), cts.Token, resume, resumePath);
+            ? RunWithProgressBar(content, style, output, options, stop.Token, resume, resumePath, companions)
+            : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), stop.Token, resume, resumePath, companions);
         using (result)
         {
+            if (result.StoppedBeforeStart)
+            {
+                stdout.WriteLine($"stopped before the first iteration ({stop.Name}): nothing was written");
+                return stop.ExitCode;
+            }
+
             IterationReport? last = result.History.LastOrDefault();
             string losses = last is null
                 ? "no iterations run"
                 : $"final loss {G(last.Total)} (content {G(last.Content)}, style {G(last.Style)}) after {last.Iteration} iterations ({last.Evaluations} evaluations) in {last.Elapsed.TotalSeconds:F1} s ({last.Elapsed.TotalMilliseconds / last.Iteration:F0} ms/iteration)";
             stdout.WriteLine($"wrote {output} ({result.Image.shape[3]}x{result.Image.shape[2]}); {losses}; seed {result.Seed}");
-            written(result);
+            written();
             if (result.Cancelled)
             {
                 stdout.WriteLine(options.SaveEvery > 0
-                    ? $"stopped early (Ctrl-C): the image so far was written, and a checkpoint: continue with --resume {Checkpoint.PathFor(output)}"
-                    : "stopped early (Ctrl-C): the image so far was written");
-                return ExitCancelled;
+                    ? $"stopped early ({stop.Name}): the image so far was written, and a checkpoint: continue with --resume {Checkpoint.PathFor(output)}"
+                    : $"stopped early ({stop.Name}): the image so far was written");
+                return stop.ExitCode;
             }
 
             return ExitOk;
         }
     }
 
-    private static StylizeResult RunWithProgressBar(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, CancellationToken cancellation, Checkpoint? resume, string? resumePath)
+    private static StylizeResult RunWithProgressBar(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, CancellationToken cancellation, Checkpoint? resume, string? resumePath, Action<StylizeResult, FileBatch> companions)
     {
         StylizeResult? result = null;
         AnsiConsole.Progress()
@@ -195,7 +203,7 @@ public static class CliApp
                     task.Value = r.Iteration;
                     task.Description = $"{ScaleLabel(r)}iter {r.Iteration}/{r.Iterations} loss {G(r.Total)} content {G(r.Content)} style {G(r.Style)}";
                 });
-                result = Stylizer.StylizeFiles(content, style, output, options, progress, cancellation, resume, resumePath);
+                result = Stylizer.StylizeFiles(content, style, output, options, progress, cancellation, resume, resumePath, companions);
             });
         return result!;
     }

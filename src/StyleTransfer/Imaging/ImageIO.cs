@@ -177,17 +177,24 @@ public static class ImageIO
     }
 
     /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename.</summary>
-    public static void Save(Tensor image, string path)
+    public static void Save(Tensor image, string path, FileBatch? batch = null)
     {
         using Image<Rgb24> img = ToImage(image);
-        Save(img, path);
+        Save(img, path, batch);
     }
 
-    /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename.</summary>
-    public static void Save(Image<Rgb24> image, string path)
+    /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename; with <paramref name="batch"/>, together with the batch's other files.</summary>
+    public static void Save(Image<Rgb24> image, string path, FileBatch? batch = null)
     {
         IImageEncoder encoder = EncoderFor(path, "output");
-        AtomicFile.Write(path, stream => image.Save(stream, encoder));
+        if (batch is null)
+        {
+            AtomicFile.Write(path, stream => image.Save(stream, encoder));
+        }
+        else
+        {
+            batch.Add(path, stream => image.Save(stream, encoder));
+        }
     }
 
     /// <summary>

@@ -43,6 +43,13 @@ public sealed class StylizeResult : IDisposable
     /// <summary>True when the run was stopped early through its cancellation token.</summary>
     public bool Cancelled { get; }
 
+    /// <summary>
+    /// Cancelled before any iteration of this run ran: nothing was optimised, so
+    /// <see cref="Stylizer.StylizeFiles(string, IReadOnlyList{string}, string, StyleTransferOptions, IProgress{IterationReport}?, CancellationToken, Checkpoint?, string?)"/>
+    /// wrote nothing (no image, no checkpoint) and left any old output as it was.
+    /// </summary>
+    public bool StoppedBeforeStart => Cancelled && History.Count == 0;
+
     public void Dispose() => Image.Dispose();
 }
 
@@ -53,7 +60,8 @@ public sealed class StylizeResult : IDisposable
 public static class Stylizer
 {
     /// <summary>
-    /// Reads the two images, stylises, writes <paramref name="outputPath"/> (PNG or JPEG, atomically).
+    /// Reads the two images, stylises, writes <paramref name="outputPath"/> (PNG or JPEG, atomically;
+    /// nothing when cancelled before the first iteration, see <see cref="StylizeResult.StoppedBeforeStart"/>).
     /// Snapshots go beside it as NAME-0100.png when <see cref="StyleTransferOptions.SaveEvery"/> is set,
     /// with a resumable checkpoint NAME.ckpt (rewritten every N iterations, and when cancelled).
     /// <paramref name="resume"/> continues from a checkpoint (see <see cref="Checkpoint.CheckCompatible"/>).
@@ -72,7 +80,8 @@ public static class Stylizer
     /// <summary>
     /// Several style images, blended by <see cref="StyleTransferOptions.StyleBlend"/> and placed by
     /// the masks in <see cref="StyleTransferOptions.StyleMasks"/> (loaded here, at the output size).
-    /// Snapshots and checkpoints as in the single-style form.
+    /// Snapshots and checkpoints as in the single-style form. <paramref name="companions"/> adds
+    /// files (a log, a plot) written together with the image, all or none (<see cref="FileBatch"/>).
     /// </summary>
     public static StylizeResult StylizeFiles(
         string contentPath,
@@ -82,7 +91,8 @@ public static class Stylizer
         IProgress<IterationReport>? progress = null,
         CancellationToken cancellation = default,
         Checkpoint? resume = null,
-        string? resumePath = null)
+        string? resumePath = null,
+        Action<StylizeResult, FileBatch>? companions = null)
     {
         options.Validate(stylePaths.Count);
         ImageIO.CheckOutputPath(outputPath);
@@ -104,6 +114,7 @@ public static class Stylizer
             {
                 string what = $"mask for style image {m.Style + 1}";
                 Tensor mask = Keep(loaded, ImageIO.LoadTensor(m.Path, what, options.Size));
+                CheckMaskShape(mask, content, $"{what} '{m.Path}'", options.MaskFit);
                 using (Tensor max = mask.max())
                 {
                     if (max.ToDouble() < StyleTerms.Black)
@@ -145,7 +156,13 @@ public static class Stylizer
                 resume);
             try
             {
-                ImageIO.Save(result.Image, outputPath);
+                if (!result.StoppedBeforeStart)
+                {
+                    using var batch = new FileBatch();
+                    ImageIO.Save(result.Image, outputPath, batch);
+                    companions?.Invoke(result, batch);
+                    batch.Commit();
+                }
             }
             catch
             {
@@ -275,7 +292,10 @@ public static class Stylizer
                     resuming ? resume!.Lbfgs : null,
                     resuming ? resume!.StartLosses : null,
                     checkpoint,
-                    seed);
+                    seed)
+                {
+                    RanBefore = history.Count > 0,
+                };
                 StylizeResult r = Optimize(targets, network, options, (h, w), ck, sk, progress, cancellation, snap, stage, keepRaw: true, masks);
                 history.AddRange(r.History);
                 previous?.Dispose();
@@ -425,7 +445,12 @@ public static class Stylizer
             if (cancellation.IsCancellationRequested)
             {
                 cancelled = true;
-                WriteCheckpoint(i - 1);
+                if (history.Count > 0 || stage.RanBefore)
+                {
+                    // Nothing optimised in this run: an old checkpoint is worth more than a copy of the start.
+                    WriteCheckpoint(i - 1);
+                }
+
                 break;
             }
 
@@ -607,6 +632,23 @@ public static class Stylizer
             }
         }
     }
+
+    /// <summary>
+    /// Refuses a mask whose aspect ratio differs from the content's by more than the rounding of
+    /// either side to whole pixels (both are loaded at the same long edge), unless stretching was
+    /// asked for: a stretched mask places its style elsewhere than it was drawn.
+    /// </summary>
+    internal static void CheckMaskShape(Tensor mask, Tensor content, string what, MaskFit fit)
+    {
+        (long hm, long wm, long hc, long wc) = (mask.shape[^2], mask.shape[^1], content.shape[^2], content.shape[^1]);
+        if (fit == MaskFit.Stretch || Math.Abs((hm * wc) - (wm * hc)) <= Math.Max(Math.Max(wc, hc), Math.Max(wm, hm)))
+        {
+            return;
+        }
+
+        throw new StyleTransferException(
+            $"{what} is {wm}x{hm} at this size, the content image {wc}x{hc}: another aspect ratio, it would be stretched; give a mask of the content's proportions, or --mask-fit stretch");
+    }
 }
 
 /// <summary>Where one optimisation stands in a coarse-to-fine, possibly resumed, run.</summary>
@@ -623,7 +665,11 @@ internal sealed record Stage(
     LbfgsState? Lbfgs,
     double[]? StartLosses,
     Action<Checkpoint>? Checkpoint,
-    long Seed);
+    long Seed)
+{
+    /// <summary>Whether iterations of an earlier scale ran in this run (so a cancellation at this stage's start still has something to save).</summary>
+    public bool RanBefore { get; init; }
+}
 
 /// <summary>Tensors made for a run's pre-processing, disposed with it.</summary>
 internal sealed class DisposableList : IDisposable
