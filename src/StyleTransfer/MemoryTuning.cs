@@ -62,7 +62,7 @@ public static class MemoryTuning
     /// mode other than madvise ("always" already gives large mappings huge pages; "never" makes the
     /// tunable do nothing).
     /// </summary>
-    public static HugePagesDecision Decide(HugePagesMode mode, CpuVendor vendor, string thpMode, string network, Precision precision, bool onCpu)
+    public static HugePagesDecision Decide(HugePagesMode mode, CpuVendor vendor, bool amx, string thpMode, string network, Precision precision, bool onCpu)
     {
         if (mode == HugePagesMode.Off)
         {
@@ -88,8 +88,8 @@ public static class MemoryTuning
         return vendor switch
         {
             CpuVendor.Amd => new(true, "auto: AMD, measured 1.8-2x faster"),
-            CpuVendor.Intel => IntelRow(network, precision) is { } on
-                ? new(on, $"auto: Intel, {network} {p} measured {(on ? "faster" : "not faster")} with it")
+            CpuVendor.Intel => IntelRow(network, precision, amx) is { } on
+                ? new(on, $"auto: Intel{(amx ? " with AMX" : " without AMX")}, {network} {p} measured {(on ? "faster" : "no faster")} with it")
                 : new(false, $"auto: Intel, {network} {p} not measured"),
             _ => new(false, "auto: not measured on this CPU"),
         };
@@ -109,7 +109,8 @@ public static class MemoryTuning
         }
 
         bool onCpu = device.Trim().Equals("cpu", StringComparison.OrdinalIgnoreCase);
-        return Decide(mode, CpuInfo.ThisMachine.Vendor, TransparentHugePageMode(), network, precision, onCpu);
+        CpuInfo cpu = CpuInfo.ThisMachine;
+        return Decide(mode, cpu.Vendor, cpu.Flags.Contains("amx_bf16"), TransparentHugePageMode(), network, precision, onCpu);
     }
 
     /// <summary>The kernel's THP mode (the bracketed word of /sys/kernel/mm/transparent_hugepage/enabled), or "unknown".</summary>
@@ -162,12 +163,14 @@ public static class MemoryTuning
     }
 
     /// <summary>
-    /// The Intel rows: true or false where measured, null where not. Interleaved A/B runs on this
-    /// project's 2-core Xeon (docs/performance.md, "Huge pages").
+    /// The Intel rows: true or false where measured, null where not (docs/performance.md, "Huge pages
+    /// by CPU"). VGG-19 in bf16 was 13-15 % faster with huge pages on the Xeon with AMX (quiet, two
+    /// interleaved rounds) and slower on the Xeon without AMX (loaded, two rounds, 3.3 s more kernel
+    /// time per run); ResNet-18 was slower or no faster on both; VGG-19 fp32 no faster on either.
     /// </summary>
-    private static bool? IntelRow(string network, Precision precision) => (network, precision) switch
+    private static bool? IntelRow(string network, Precision precision, bool amx) => (network, precision) switch
     {
-        ("vgg19", Precision.Bf16) => true,
+        ("vgg19", Precision.Bf16) => amx,
         ("vgg19", Precision.Fp32) => false,
         ("resnet18", Precision.Bf16) => false,
         ("resnet18", Precision.Fp32) => false,

@@ -16,24 +16,35 @@ public class MemoryTuningTests
     private const string EmeraldRapidsFlags = "fpu sse4_1 sse4_2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl avx_vnni avx512_bf16 avx512vbmi avx512_vnni avx512_fp16";
 
     [Theory]
-    [InlineData(CpuVendor.Amd, "resnet18", Precision.Fp32, true)]
-    [InlineData(CpuVendor.Amd, "resnet18", Precision.Bf16, true)]
-    [InlineData(CpuVendor.Amd, "vgg19", Precision.Fp32, true)]
-    [InlineData(CpuVendor.Amd, "vgg19", Precision.Bf16, true)]
-    [InlineData(CpuVendor.Amd, "alexnet", Precision.Fp32, true)]
-    [InlineData(CpuVendor.Other, "resnet18", Precision.Fp32, false)]
-    [InlineData(CpuVendor.Other, "vgg19", Precision.Bf16, false)]
-    public void AutoDecidesByCpuMakerNetworkAndPrecision(CpuVendor vendor, string network, Precision precision, bool on)
+    [InlineData(CpuVendor.Amd, false, "resnet18", Precision.Fp32, true)]
+    [InlineData(CpuVendor.Amd, false, "resnet18", Precision.Bf16, true)]
+    [InlineData(CpuVendor.Amd, false, "vgg19", Precision.Fp32, true)]
+    [InlineData(CpuVendor.Amd, false, "vgg19", Precision.Bf16, true)]
+    [InlineData(CpuVendor.Amd, false, "alexnet", Precision.Fp32, true)]
+    [InlineData(CpuVendor.Intel, false, "resnet18", Precision.Fp32, false)]
+    [InlineData(CpuVendor.Intel, false, "resnet18", Precision.Bf16, false)]
+    [InlineData(CpuVendor.Intel, false, "vgg19", Precision.Fp32, false)]
+    [InlineData(CpuVendor.Intel, false, "vgg19", Precision.Bf16, false)]
+    [InlineData(CpuVendor.Intel, true, "vgg19", Precision.Bf16, true)]
+    [InlineData(CpuVendor.Intel, true, "vgg19", Precision.Fp32, false)]
+    [InlineData(CpuVendor.Intel, true, "resnet18", Precision.Fp32, false)]
+    [InlineData(CpuVendor.Amd, true, "resnet18", Precision.Fp32, true)]
+    [InlineData(CpuVendor.Intel, false, "resnet50", Precision.Fp32, false)]
+    [InlineData(CpuVendor.Other, false, "resnet18", Precision.Fp32, false)]
+    [InlineData(CpuVendor.Other, false, "vgg19", Precision.Bf16, false)]
+    public void AutoDecidesByCpuMakerNetworkAndPrecision(CpuVendor vendor, bool amx, string network, Precision precision, bool on)
     {
-        Assert.Equal(on, MemoryTuning.Decide(HugePagesMode.Auto, vendor, "madvise", network, precision, onCpu: true).On);
+        Assert.Equal(on, MemoryTuning.Decide(HugePagesMode.Auto, vendor, amx, "madvise", network, precision, onCpu: true).On);
     }
 
     [Fact]
     public void AutoSaysWhy()
     {
-        Assert.Equal(new HugePagesDecision(true, "auto: AMD, measured 1.8-2x faster"), MemoryTuning.Decide(HugePagesMode.Auto, CpuVendor.Amd, "madvise", "resnet18", Precision.Fp32, true));
-        Assert.Equal(new HugePagesDecision(false, "auto: not measured on this CPU"), MemoryTuning.Decide(HugePagesMode.Auto, CpuVendor.Other, "madvise", "resnet18", Precision.Fp32, true));
-        Assert.Equal(new HugePagesDecision(false, "auto: Intel, alexnet fp32 not measured"), MemoryTuning.Decide(HugePagesMode.Auto, CpuVendor.Intel, "madvise", "alexnet", Precision.Fp32, true));
+        Assert.Equal(new HugePagesDecision(true, "auto: AMD, measured 1.8-2x faster"), MemoryTuning.Decide(HugePagesMode.Auto, CpuVendor.Amd, false, "madvise", "resnet18", Precision.Fp32, true));
+        Assert.Equal(new HugePagesDecision(false, "auto: not measured on this CPU"), MemoryTuning.Decide(HugePagesMode.Auto, CpuVendor.Other, false, "madvise", "resnet18", Precision.Fp32, true));
+        Assert.Equal(new HugePagesDecision(true, "auto: Intel with AMX, vgg19 bf16 measured faster with it"), MemoryTuning.Decide(HugePagesMode.Auto, CpuVendor.Intel, true, "madvise", "vgg19", Precision.Bf16, true));
+        Assert.Equal(new HugePagesDecision(false, "auto: Intel without AMX, resnet18 fp32 measured no faster with it"), MemoryTuning.Decide(HugePagesMode.Auto, CpuVendor.Intel, false, "madvise", "resnet18", Precision.Fp32, true));
+        Assert.Equal(new HugePagesDecision(false, "auto: Intel, alexnet fp32 not measured"), MemoryTuning.Decide(HugePagesMode.Auto, CpuVendor.Intel, false, "madvise", "alexnet", Precision.Fp32, true));
     }
 
     [Theory]
@@ -44,15 +55,15 @@ public class MemoryTuningTests
     {
         Assert.Equal(
             new HugePagesDecision(false, $"auto: transparent huge pages are '{thp}', not madvise"),
-            MemoryTuning.Decide(HugePagesMode.Auto, CpuVendor.Amd, thp, "resnet18", Precision.Fp32, onCpu: true));
+            MemoryTuning.Decide(HugePagesMode.Auto, CpuVendor.Amd, false, thp, "resnet18", Precision.Fp32, onCpu: true));
     }
 
     [Fact]
     public void AutoIsOffOnCudaAndTheSwitchOverridesEverything()
     {
-        Assert.Equal(new HugePagesDecision(false, "auto: not on the CPU"), MemoryTuning.Decide(HugePagesMode.Auto, CpuVendor.Amd, "madvise", "resnet18", Precision.Fp32, onCpu: false));
-        Assert.Equal(new HugePagesDecision(false, "STYLIZE_HUGE_PAGES=off"), MemoryTuning.Decide(HugePagesMode.Off, CpuVendor.Amd, "madvise", "vgg19", Precision.Fp32, onCpu: true));
-        Assert.Equal(new HugePagesDecision(true, "STYLIZE_HUGE_PAGES=on"), MemoryTuning.Decide(HugePagesMode.On, CpuVendor.Other, "never", "alexnet", Precision.Fp32, onCpu: false));
+        Assert.Equal(new HugePagesDecision(false, "auto: not on the CPU"), MemoryTuning.Decide(HugePagesMode.Auto, CpuVendor.Amd, false, "madvise", "resnet18", Precision.Fp32, onCpu: false));
+        Assert.Equal(new HugePagesDecision(false, "STYLIZE_HUGE_PAGES=off"), MemoryTuning.Decide(HugePagesMode.Off, CpuVendor.Amd, false, "madvise", "vgg19", Precision.Fp32, onCpu: true));
+        Assert.Equal(new HugePagesDecision(true, "STYLIZE_HUGE_PAGES=on"), MemoryTuning.Decide(HugePagesMode.On, CpuVendor.Other, false, "never", "alexnet", Precision.Fp32, onCpu: false));
     }
 
     [Theory]
