@@ -146,7 +146,8 @@ public static class CliApp
     {
         string version = TorchRuntime.EnsureLoaded();
         string pooling = options.Network == "vgg19" ? $", {options.Pooling.ToString().ToLowerInvariant()} pooling" : "";
-        stdout.WriteLine($"stylize: {options.Network} ({NetworkFactory.Describe(options)}){pooling}, libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
+        string hugePages = MemoryTuning.Status(options.Network, options.Precision, options.Device);
+        stdout.WriteLine($"stylize: {options.Network} ({NetworkFactory.Describe(options)}){pooling}, libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s), {hugePages}");
 
         IReadOnlyList<int> sizes = options.ScaleSizes;
         if (sizes.Count > 1)
@@ -323,6 +324,16 @@ public static class CliApp
                 sizes.Add(size);
             }
 
+            if (sizes.Count == 0)
+            {
+                throw new StyleTransferException("--sizes must list at least one size from 16 to 4096 (e.g. --sizes 256,512)");
+            }
+
+            if (p.GetValue(PeakGflops) is double given && !(double.IsFinite(given) && given > 0))
+            {
+                throw new StyleTransferException($"--peak-gflops must be a positive number of GFLOP/s, not {given.ToString(CultureInfo.InvariantCulture)}");
+            }
+
             TorchRuntime.SetThreads(p.GetValue(Threads));
             string device = p.GetValue(Device)!;
             var precision = Enum.Parse<Networks.Precision>(p.GetValue(Precision)!, ignoreCase: true);
@@ -347,7 +358,9 @@ public static class CliApp
                 peakNote = peak is null ? "no peak on this device" : string.Create(CultureInfo.InvariantCulture, $"fp32 peak {peak:F0} GFLOP/s given");
             }
 
-            stdout.WriteLine($"# libtorch {version}, {threads} thread(s), {Environment.ProcessorCount} core(s); {peakNote}");
+            CpuInfo cpu = CpuInfo.ThisMachine;
+            string hugePages = MemoryTuning.Status(p.GetValue(Network)!, precision, device);
+            stdout.WriteLine($"# libtorch {version}, {threads} thread(s), {Environment.ProcessorCount} core(s); {peakNote}; cpu {cpu.Model}, onednn isa {cpu.OneDnnIsaNote()}; {hugePages}");
             foreach (int size in sizes)
             {
                 if (profile)
