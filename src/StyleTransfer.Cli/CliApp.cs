@@ -20,16 +20,16 @@ public static class CliApp
     public const int ExitDiverged = 3;
     public const int ExitEngine = 4;
     public const int ExitCancelled = 130;
+    public const int ExitTerminated = 143;
 
     /// <summary>Runs the command line. <paramref name="interactive"/> turns on the live progress bar.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false, CancellationToken cancellation = default)
     {
         var cli = new Definition();
         ParseResult parsed = cli.Root.Parse(args);
-        if (parsed.Errors.Count > 0)
+        if (ParseErrors.First(parsed) is { } parseError)
         {
-            string message = string.Join(' ', parsed.Errors[0].Message.Split((char[])['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
-            stderr.WriteLine($"error: {message} (see 'stylize --help')");
+            stderr.WriteLine($"error: {parseError}");
             return ExitBadInput;
         }
 
@@ -41,6 +41,11 @@ public static class CliApp
         if (parsed.CommandResult.Command == cli.Bench.Command && !IsHelp(parsed))
         {
             return Guarded(stderr, () => cli.Bench.Run(parsed, stdout));
+        }
+
+        if (parsed.CommandResult.Command == cli.Metrics.Command && !IsHelp(parsed))
+        {
+            return Guarded(stderr, () => cli.Metrics.Run(parsed, stdout));
         }
 
         if (cli.Experiments.Find(parsed.CommandResult.Command) is { } experiment && !IsHelp(parsed))
@@ -63,7 +68,9 @@ public static class CliApp
             string[] styles = parsed.GetRequiredValue(cli.Style);
             string output = parsed.GetRequiredValue(cli.Output);
             options = cli.Styles.Apply(parsed, options, styles);
-            cli.Outputs.Check(parsed, output);
+            List<(string What, string Path)> read = [("content image", content), .. styles.Select((s, i) => (styles.Length == 1 ? "style image" : $"style image {i + 1}", s))];
+            read.AddRange((options.StyleMasks ?? []).Select(m => ($"mask for style image {m.Style + 1}", m.Path)));
+            cli.Outputs.Check(parsed, output, read, options, resumePath, checkpoint: options.SaveEvery > 0);
             var inputs = new Dictionary<string, string> { ["content"] = content };
             for (int i = 0; i < styles.Length; i++)
             {
@@ -76,8 +83,8 @@ public static class CliApp
             }
 
             inputs["output"] = output;
-            return Stylize(content, styles, output, options, stdout, interactive, cancellation, resume, resumePath, result =>
-                cli.Outputs.Write(parsed, "stylize", inputs, options, [LoggedRun.From("stylize", 0, 0, options, result)], stdout));
+            return Stylize(content, styles, output, options, stdout, interactive, cancellation, resume, resumePath, (result, batch) =>
+                cli.Outputs.Stage(parsed, "stylize", inputs, options, [LoggedRun.From("stylize", 0, 0, options, result)], batch), () => cli.Outputs.Report(parsed, stdout));
         });
     }
 
@@ -135,11 +142,12 @@ public static class CliApp
         return Checkpoint.Load(path);
     }
 
-    private static int Stylize(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation, Checkpoint? resume, string? resumePath, Action<StylizeResult> written)
+    private static int Stylize(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, TextWriter stdout, bool interactive, CancellationToken cancellation, Checkpoint? resume, string? resumePath, Action<StylizeResult, FileBatch> companions, Action written)
     {
         string version = TorchRuntime.EnsureLoaded();
         string pooling = options.Network == "vgg19" ? $", {options.Pooling.ToString().ToLowerInvariant()} pooling" : "";
-        stdout.WriteLine($"stylize: {options.Network} ({NetworkFactory.Describe(options)}){pooling}, libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
+        string hugePages = MemoryTuning.Status(options.Network, options.Precision, options.Device);
+        stdout.WriteLine($"stylize: {options.Network} ({NetworkFactory.Describe(options)}){pooling}, libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s), {hugePages}");
 
         IReadOnlyList<int> sizes = options.ScaleSizes;
         if (sizes.Count > 1)
@@ -152,31 +160,37 @@ public static class CliApp
             stdout.WriteLine($"resuming from {resumePath} at iteration {resume.Iteration} (scale {resume.Scale + 1}), seed {resume.Seed}");
         }
 
-        using var cts = new CtrlC(cancellation);
+        using var stop = new StopSignals(cancellation);
         StylizeResult result = interactive
-            ? RunWithProgressBar(content, style, output, options, cts.Token, resume, resumePath)
-            : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), cts.Token, resume, resumePath);
+            ? RunWithProgressBar(content, style, output, options, stop.Token, resume, resumePath, companions)
+            : Stylizer.StylizeFiles(content, style, output, options, new LineProgress(stdout), stop.Token, resume, resumePath, companions);
         using (result)
         {
+            if (result.StoppedBeforeStart)
+            {
+                stdout.WriteLine($"stopped before the first iteration ({stop.Name}): nothing was written");
+                return stop.ExitCode;
+            }
+
             IterationReport? last = result.History.LastOrDefault();
             string losses = last is null
                 ? "no iterations run"
                 : $"final loss {G(last.Total)} (content {G(last.Content)}, style {G(last.Style)}) after {last.Iteration} iterations ({last.Evaluations} evaluations) in {last.Elapsed.TotalSeconds:F1} s ({last.Elapsed.TotalMilliseconds / last.Iteration:F0} ms/iteration)";
             stdout.WriteLine($"wrote {output} ({result.Image.shape[3]}x{result.Image.shape[2]}); {losses}; seed {result.Seed}");
-            written(result);
+            written();
             if (result.Cancelled)
             {
                 stdout.WriteLine(options.SaveEvery > 0
-                    ? $"stopped early (Ctrl-C): the image so far was written, and a checkpoint: continue with --resume {Checkpoint.PathFor(output)}"
-                    : "stopped early (Ctrl-C): the image so far was written");
-                return ExitCancelled;
+                    ? $"stopped early ({stop.Name}): the image so far was written, and a checkpoint: continue with --resume {Checkpoint.PathFor(output)}"
+                    : $"stopped early ({stop.Name}): the image so far was written");
+                return stop.ExitCode;
             }
 
             return ExitOk;
         }
     }
 
-    private static StylizeResult RunWithProgressBar(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, CancellationToken cancellation, Checkpoint? resume, string? resumePath)
+    private static StylizeResult RunWithProgressBar(string content, IReadOnlyList<string> style, string output, StyleTransferOptions options, CancellationToken cancellation, Checkpoint? resume, string? resumePath, Action<StylizeResult, FileBatch> companions)
     {
         StylizeResult? result = null;
         AnsiConsole.Progress()
@@ -190,7 +204,7 @@ public static class CliApp
                     task.Value = r.Iteration;
                     task.Description = $"{ScaleLabel(r)}iter {r.Iteration}/{r.Iterations} loss {G(r.Total)} content {G(r.Content)} style {G(r.Style)}";
                 });
-                result = Stylizer.StylizeFiles(content, style, output, options, progress, cancellation, resume, resumePath);
+                result = Stylizer.StylizeFiles(content, style, output, options, progress, cancellation, resume, resumePath, companions);
             });
         return result!;
     }
@@ -240,6 +254,8 @@ public static class CliApp
                 Root.Add(experiment);
             }
 
+            Root.Add(Metrics.Command);
+
             Options.AddTo(Root);
             Styles.AddTo(Root);
             Options.AddPipelineTo(Root);
@@ -259,6 +275,8 @@ public static class CliApp
         public BenchCommand Bench { get; } = new();
 
         public ExperimentCommands Experiments { get; } = new();
+
+        public MetricsCommand Metrics { get; } = new();
 
         public RunOutputOptions Outputs { get; } = new();
 
@@ -306,6 +324,16 @@ public static class CliApp
                 sizes.Add(size);
             }
 
+            if (sizes.Count == 0)
+            {
+                throw new StyleTransferException("--sizes must list at least one size from 16 to 4096 (e.g. --sizes 256,512)");
+            }
+
+            if (p.GetValue(PeakGflops) is double given && !(double.IsFinite(given) && given > 0))
+            {
+                throw new StyleTransferException($"--peak-gflops must be a positive number of GFLOP/s, not {given.ToString(CultureInfo.InvariantCulture)}");
+            }
+
             TorchRuntime.SetThreads(p.GetValue(Threads));
             string device = p.GetValue(Device)!;
             var precision = Enum.Parse<Networks.Precision>(p.GetValue(Precision)!, ignoreCase: true);
@@ -330,7 +358,9 @@ public static class CliApp
                 peakNote = peak is null ? "no peak on this device" : string.Create(CultureInfo.InvariantCulture, $"fp32 peak {peak:F0} GFLOP/s given");
             }
 
-            stdout.WriteLine($"# libtorch {version}, {threads} thread(s), {Environment.ProcessorCount} core(s); {peakNote}");
+            CpuInfo cpu = CpuInfo.ThisMachine;
+            string hugePages = MemoryTuning.Status(p.GetValue(Network)!, precision, device);
+            stdout.WriteLine($"# libtorch {version}, {threads} thread(s), {Environment.ProcessorCount} core(s); {peakNote}; cpu {cpu.Model}, onednn isa {cpu.OneDnnIsaNote()}; {hugePages}");
             foreach (int size in sizes)
             {
                 if (profile)

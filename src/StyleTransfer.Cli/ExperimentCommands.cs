@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using StyleTransfer.Experiments;
+using StyleTransfer.Imaging;
 using StyleTransfer.Networks;
 using StyleTransfer.Optimization;
 
@@ -18,9 +19,16 @@ internal sealed class RunOutputOptions
         command.Add(Plot);
     }
 
-    /// <summary>Refuses bad --log / --plot paths before any work is done.</summary>
-    public void Check(ParseResult p, string output)
+    /// <summary>
+    /// Refuses bad -o / --log / --plot paths before any work is done (before the network loads):
+    /// unsupported formats, missing or unwritable folders, and any output that is (after links)
+    /// one of the <paramref name="inputs"/>, the --weights file, the <paramref name="resume"/>
+    /// checkpoint or another output. With <paramref name="checkpoint"/> the run also writes OUT.ckpt
+    /// (--save-every), which may be the checkpoint it resumes from but nothing else.
+    /// </summary>
+    public void Check(ParseResult p, string output, IEnumerable<(string What, string Path)> inputs, StyleTransferOptions options, string? resume = null, bool checkpoint = false)
     {
+        ImageIO.CheckOutputPath(output);
         string? log = p.GetValue(Log), plot = p.GetValue(Plot);
         if (log != null)
         {
@@ -32,37 +40,45 @@ internal sealed class RunOutputOptions
             LossPlot.CheckPath(plot);
         }
 
-        var named = new List<(string Flag, string Path)> { ("-o", output) };
-        foreach ((string flag, string? path) in new[] { ("--log", log), ("--plot", plot) })
+        List<(string Name, string Path)> outputs = [("-o", output)];
+        outputs.AddRange(new[] { ("--log", log), ("--plot", plot) }.Where(o => o.Item2 != null).Select(o => (o.Item1, o.Item2!)));
+        List<(string What, string Path)> read = [.. inputs];
+        if (options.WeightsPath is { } weights)
         {
-            if (path == null)
-            {
-                continue;
-            }
+            read.Add(("weights file", weights));
+        }
 
-            if (named.FirstOrDefault(n => Path.GetFullPath(n.Path) == Path.GetFullPath(path)) is { Flag: { } other })
-            {
-                throw new StyleTransferException($"{flag} and {other} name the same file '{path}'");
-            }
-
-            named.Add((flag, path));
+        OutputPaths.CheckDistinct(outputs, resume is null ? read : [.. read, ("--resume checkpoint", resume)]);
+        if (checkpoint)
+        {
+            OutputPaths.CheckDistinct([.. outputs, ("the --save-every checkpoint", Checkpoint.PathFor(output))], read);
         }
     }
 
-    /// <summary>Writes the log and the plot that were asked for (each atomically).</summary>
-    public void Write(ParseResult p, string command, IReadOnlyDictionary<string, string> inputs, StyleTransferOptions options, IReadOnlyList<LoggedRun> runs, TextWriter stdout)
+    /// <summary>Adds the log and the plot that were asked for to <paramref name="batch"/>, which writes them with the image, all or none.</summary>
+    public void Stage(ParseResult p, string command, IReadOnlyDictionary<string, string> inputs, StyleTransferOptions options, IReadOnlyList<LoggedRun> runs, FileBatch batch)
     {
         if (p.GetValue(Log) is { } log)
         {
-            RunLog.Save(log, command, inputs, options, runs);
-            stdout.WriteLine($"wrote {log}");
+            RunLog.Save(log, command, inputs, options, runs, batch);
         }
 
         if (p.GetValue(Plot) is { } plot)
         {
             string title = $"stylize {command}: {string.Join(" × ", inputs.Where(i => i.Key != "output").Select(i => Path.GetFileName(i.Value)))} ({options.Network})";
-            LossPlot.Save(plot, runs, title);
-            stdout.WriteLine($"wrote {plot}");
+            LossPlot.Save(plot, runs, title, batch: batch);
+        }
+    }
+
+    /// <summary>The "wrote" lines of the log and the plot, once written.</summary>
+    public void Report(ParseResult p, TextWriter stdout)
+    {
+        foreach (string? path in new[] { p.GetValue(Log), p.GetValue(Plot) })
+        {
+            if (path != null)
+            {
+                stdout.WriteLine($"wrote {path}");
+            }
         }
     }
 }
@@ -106,8 +122,8 @@ internal sealed class ExperimentCommands
         {
             StyleTransferOptions options = set.Build(p);
             string input = p.GetRequiredValue(image), path = p.GetRequiredValue(output);
-            return Execute("reconstruct", p, outputs, options, new() { ["content"] = input, ["output"] = path }, stdout, interactive, ct, (progress, token) =>
-                Experiment.Reconstruct(input, path, options, p.GetValue(layer), progress, token));
+            return Execute("reconstruct", p, outputs, options, new() { ["content"] = input, ["output"] = path }, stdout, interactive, ct, (progress, token, companions) =>
+                Experiment.Reconstruct(input, path, options, p.GetValue(layer), progress, token, companions));
         });
     }
 
@@ -130,8 +146,8 @@ internal sealed class ExperimentCommands
                 ? [.. text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)]
                 : null;
             string input = p.GetRequiredValue(image), path = p.GetRequiredValue(output);
-            return Execute("texture", p, outputs, options, new() { ["style"] = input, ["output"] = path }, stdout, interactive, ct, (progress, token) =>
-                Experiment.Texture(input, path, options, (w, h), layerList, progress, token));
+            return Execute("texture", p, outputs, options, new() { ["style"] = input, ["output"] = path }, stdout, interactive, ct, (progress, token, companions) =>
+                Experiment.Texture(input, path, options, (w, h), layerList, progress, token, companions));
         });
     }
 
@@ -149,8 +165,8 @@ internal sealed class ExperimentCommands
         {
             StyleTransferOptions options = set.Build(p);
             string c = p.GetRequiredValue(content), s = p.GetRequiredValue(style), path = p.GetRequiredValue(output);
-            return Execute("figure1", p, outputs, options, new() { ["content"] = c, ["style"] = s, ["output"] = path }, stdout, interactive, ct, (progress, token) =>
-                Experiment.Figure1(c, s, path, options, progress, token));
+            return Execute("figure1", p, outputs, options, new() { ["content"] = c, ["style"] = s, ["output"] = path }, stdout, interactive, ct, (progress, token, companions) =>
+                Experiment.Figure1(c, s, path, options, progress, token, companions));
         });
     }
 
@@ -181,8 +197,8 @@ internal sealed class ExperimentCommands
                 p.GetValue(inits) is { } i ? GridAxes.ParseInits(i) : null);
             Experiment.PlanGrid(NetworkFactory.Profile(options.Network), options, axes); // bad axes fail here, before any image is read
             string c = p.GetRequiredValue(content), s = p.GetRequiredValue(style), path = p.GetRequiredValue(output);
-            return Execute("grid", p, outputs, options, new() { ["content"] = c, ["style"] = s, ["output"] = path }, stdout, interactive, ct, (progress, token) =>
-                Experiment.Grid(c, s, path, options, axes, progress, token));
+            return Execute("grid", p, outputs, options, new() { ["content"] = c, ["style"] = s, ["output"] = path }, stdout, interactive, ct, (progress, token, companions) =>
+                Experiment.Grid(c, s, path, options, axes, progress, token, companions));
         });
     }
 
@@ -202,16 +218,23 @@ internal sealed class ExperimentCommands
         TextWriter stdout,
         bool interactive,
         CancellationToken cancellation,
-        Func<IProgress<TileReport>, CancellationToken, ExperimentResult> run)
+        Func<IProgress<TileReport>, CancellationToken, Action<ExperimentResult, FileBatch>, ExperimentResult> run)
     {
         string output = inputs["output"];
-        outputs.Check(p, output);
+        outputs.Check(p, output, inputs.Where(i => i.Key != "output").Select(i => ($"{i.Key} image", i.Value)), options);
         string version = TorchRuntime.EnsureLoaded();
         stdout.WriteLine($"stylize {name}: {options.Network} ({NetworkFactory.Describe(options)}), libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
 
-        using var cts = new CtrlC(cancellation);
+        using var stop = new StopSignals(cancellation);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using ExperimentResult result = interactive ? RunWithProgressBar(run, cts.Token) : run(new TileLines(stdout), cts.Token);
+        void Companions(ExperimentResult r, FileBatch batch) => outputs.Stage(p, name, inputs, options, r.Log, batch);
+        using ExperimentResult result = interactive ? RunWithProgressBar(run, stop.Token, Companions) : run(new TileLines(stdout), stop.Token, Companions);
+        if (result.StoppedBeforeStart)
+        {
+            stdout.WriteLine($"stopped before the first iteration ({stop.Name}): nothing was written");
+            return stop.ExitCode;
+        }
+
         IReadOnlyList<LoggedRun> runs = result.Log;
         string size = $"{result.OutputSize.Width}x{result.OutputSize.Height}";
         if (result.Planned.Count == 1)
@@ -235,17 +258,17 @@ internal sealed class ExperimentCommands
             stdout.WriteLine($"wrote {output} ({size}, {result.Tiles.Count} of {result.Planned.Count} tiles) in {clock.Elapsed.TotalSeconds:F1} s; seed {result.Seed}");
         }
 
-        outputs.Write(p, name, inputs, options, runs, stdout);
+        outputs.Report(p, stdout);
         if (result.Cancelled)
         {
-            stdout.WriteLine("stopped early (Ctrl-C): what was done so far was written");
-            return CliApp.ExitCancelled;
+            stdout.WriteLine($"stopped early ({stop.Name}): what was done so far was written");
+            return stop.ExitCode;
         }
 
         return CliApp.ExitOk;
     }
 
-    private static ExperimentResult RunWithProgressBar(Func<IProgress<TileReport>, CancellationToken, ExperimentResult> run, CancellationToken cancellation)
+    private static ExperimentResult RunWithProgressBar(Func<IProgress<TileReport>, CancellationToken, Action<ExperimentResult, FileBatch>, ExperimentResult> run, CancellationToken cancellation, Action<ExperimentResult, FileBatch> companions)
     {
         ExperimentResult? result = null;
         AnsiConsole.Progress()
@@ -262,7 +285,7 @@ internal sealed class ExperimentCommands
                     string tile = t.Tiles > 1 ? $"tile {t.Tile}/{t.Tiles} {Markup.Escape(Name(t.Plan))} " : "";
                     task.Description = $"{tile}iter {r.Iteration}/{r.Iterations} loss {CliApp.G(r.Total)} content {CliApp.G(r.Content)} style {CliApp.G(r.Style)}";
                 });
-                result = run(progress, cancellation);
+                result = run(progress, cancellation, companions);
             });
         return result!;
     }

@@ -299,10 +299,13 @@ internal sealed class StyleInputOptions
     public readonly Option<string?> Blend = new("--style-blend") { Description = "Comma-separated shares of the style images in the blended style target, normalised to sum 1 (default: equal)" };
     public readonly Option<string[]> Masks = new("--mask") { Description = "STYLE=FILE: a greyscale image, white where style image STYLE (its number from 1, or its file name) applies; repeat per style. Styles without a mask share what the masks leave" };
 
+    public readonly Option<string> MaskFit = new Option<string>("--mask-fit") { Description = "A --mask of another aspect ratio than CONTENT: exact (default: refused) or stretch (stretched to the output)" }.AcceptOnlyFromAmong("exact", "stretch");
+
     public void AddTo(Command command)
     {
         command.Add(Blend);
         command.Add(Masks);
+        command.Add(MaskFit);
     }
 
     /// <summary>The options with the blend and masks for <paramref name="styles"/>; validated.</summary>
@@ -317,6 +320,11 @@ internal sealed class StyleInputOptions
         if (specs.Length > 0)
         {
             o = o with { StyleMasks = [.. specs.Select(s => ParseMask(s, styles))] };
+        }
+
+        if (p.GetResult(MaskFit) is { Implicit: false })
+        {
+            o = o with { MaskFit = Enum.Parse<MaskFit>(p.GetValue(MaskFit)!, ignoreCase: true) };
         }
 
         return o.Validate(styles.Count);

@@ -40,6 +40,16 @@ public enum StyleNormalization
 /// <summary>A mask that places style image <paramref name="Style"/> (0-based) on the output: a greyscale image, white where that style applies.</summary>
 public sealed record StyleMask(int Style, string Path);
 
+/// <summary>What a style mask whose aspect ratio differs from the content image's does.</summary>
+public enum MaskFit
+{
+    /// <summary>Refused with a one-line error (the default): a stretched mask places the style somewhere else than drawn.</summary>
+    Exact,
+
+    /// <summary>Stretched to the output, as asked for.</summary>
+    Stretch,
+}
+
 /// <summary>Colour preservation (Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer").</summary>
 public enum ColorPreservationMode
 {
@@ -120,6 +130,9 @@ public sealed record StyleTransferOptions
 
     /// <summary>Step size: L-BFGS's initial step scale, or Adam's learning rate (pixels are in [0,1]). Null: 1 for L-BFGS, 0.02 for Adam.</summary>
     public double? LearningRate { get; init; }
+
+    /// <summary>Largest <see cref="LearningRate"/> accepted.</summary>
+    public const double MaxLearningRate = 1000;
 
     public PoolingMode Pooling { get; init; } = PoolingMode.Avg;
 
@@ -232,6 +245,9 @@ public sealed record StyleTransferOptions
     /// <summary>Masks placing style images on regions of the output (files; <see cref="Optimization.Stylizer.StylizeFiles(string, IReadOnlyList{string}, string, StyleTransferOptions, IProgress{Optimization.IterationReport}?, CancellationToken)"/> loads them). Styles without a mask share what the masks leave.</summary>
     public IReadOnlyList<StyleMask>? StyleMasks { get; init; }
 
+    /// <summary>A mask of another aspect ratio than the content image: refused (<see cref="MaskFit.Exact"/>, the default) or stretched.</summary>
+    public MaskFit MaskFit { get; init; } = MaskFit.Exact;
+
     /// <summary>The statistic the style loss matches: Gram matrices (the paper) or Gaussian fits (W2).</summary>
     public StyleLossKind StyleLoss { get; init; } = StyleLossKind.Gram;
 
@@ -306,7 +322,8 @@ public sealed record StyleTransferOptions
 
         if (LearningRate is { } lr)
         {
-            Require(double.IsFinite(lr) && lr > 0, $"--learning-rate must be a number above 0, not {Format(lr)}");
+            // Pixels are in [0, 1]: a step beyond MaxLearningRate is meaningless, and 1e300 overflows float32 in the optimiser.
+            Require(double.IsFinite(lr) && lr > 0 && lr <= MaxLearningRate, $"--learning-rate must be a number above 0 and at most {MaxLearningRate}, not {Format(lr)}");
         }
 
         if (StyleBlend != null)
@@ -338,6 +355,7 @@ public sealed record StyleTransferOptions
         Require(double.IsFinite(SoftmaxTemperature) && SoftmaxTemperature > 0, $"--softmax-temperature must be a number above 0, not {Format(SoftmaxTemperature)}");
         Require(SaveEvery >= 0, $"--save-every must be 0 or more, not {SaveEvery}");
         Require(Threads is null or >= 1, $"--threads must be at least 1, not {Threads}");
+        Require(Threads is null || Threads <= MaxThreads, ThreadsTooMany(Threads ?? 0));
         Require(
             NetworkFactory.Names.Contains(Network),
             $"unknown network '{Network}' (known: {string.Join(", ", NetworkFactory.Names)})");
@@ -358,6 +376,13 @@ public sealed record StyleTransferOptions
             "--precision fp16 needs --device cuda (libtorch has no fast fp16 convolutions on the CPU); use --precision bf16");
         return this;
     }
+
+    /// <summary>The most libtorch threads allowed: 4 × the cores (more only adds contention; an unbounded count spawns threads until the pid limit).</summary>
+    public static int MaxThreads => 4 * Environment.ProcessorCount;
+
+    /// <summary>The one-line refusal of a thread count above <see cref="MaxThreads"/>.</summary>
+    internal static string ThreadsTooMany(int threads) =>
+        $"--threads must be at most {MaxThreads} (4 × this machine's {Environment.ProcessorCount} cores), not {threads}";
 
     internal static string Format(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
 

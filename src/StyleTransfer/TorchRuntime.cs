@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,6 +24,7 @@ public static class TorchRuntime
             {
                 QuietNativeLogging();
                 version = LoadNative();
+                DisableNnpack();
                 return version;
             }
             catch (Exception e) when (e is not StyleTransferException)
@@ -52,13 +54,77 @@ public static class TorchRuntime
         _ = NativeMethods.setenv("TORCH_CPP_LOG_LEVEL", "ERROR", 0);
     }
 
+    /// <summary>
+    /// Turns NNPACK off, as <c>torch.backends.nnpack.set_flags(False)</c> does in Python. On CPUs
+    /// (or VMs) where NNPACK cannot initialise (AMD EPYC VMs: "Unsupported hardware"), libtorch
+    /// 2.10 retries and logs "Could not initialize NNPACK! Reason: Unsupported hardware." at every
+    /// convolution that asks whether NNPACK is available, up to about 1500 stderr lines per run,
+    /// through a logger TORCH_CPP_LOG_LEVEL does not reach. Convolutions ask
+    /// <c>at::globalContext().userEnabledNNPACK()</c> first, so with the flag off NNPACK is never
+    /// initialised and nothing is printed. Nothing else changes: libtorch uses NNPACK only for
+    /// batches of 16 or more without a gradient, and ours are batches of 1 (one image, or a
+    /// few style images one by one). TorchSharp has no binding for the flag, so the C++
+    /// functions are called by their Itanium-mangled names (a member function takes <c>this</c>
+    /// first). Where they are missing (another libtorch, Windows), nothing changes: a warning we
+    /// cannot silence is better than a failure to start. Redirecting fd 2 through a filter would
+    /// also work but would sit between every native message and the terminal for the whole run.
+    /// </summary>
+    private static void DisableNnpack()
+    {
+        if (!OperatingSystem.IsLinux() || LibTorchCpu() is not { } lib)
+        {
+            return;
+        }
+
+        if (NativeLibrary.TryGetExport(lib, "_ZN2at13globalContextEv", out IntPtr globalContext)
+            && NativeLibrary.TryGetExport(lib, "_ZN2at7Context20setUserEnabledNNPACKEb", out IntPtr setNnpack))
+        {
+            IntPtr context = Marshal.GetDelegateForFunctionPointer<GlobalContextFn>(globalContext)();
+            Marshal.GetDelegateForFunctionPointer<SetFlagFn>(setNnpack)(context, false);
+        }
+    }
+
+    /// <summary>Whether libtorch's NNPACK flag is on (null where it cannot be read); for tests.</summary>
+    internal static bool? NnpackEnabled()
+    {
+        if (!OperatingSystem.IsLinux() || LibTorchCpu() is not { } lib
+            || !NativeLibrary.TryGetExport(lib, "_ZN2at13globalContextEv", out IntPtr globalContext)
+            || !NativeLibrary.TryGetExport(lib, "_ZNK2at7Context17userEnabledNNPACKEv", out IntPtr getNnpack))
+        {
+            return null;
+        }
+
+        return Marshal.GetDelegateForFunctionPointer<GetFlagFn>(getNnpack)(Marshal.GetDelegateForFunctionPointer<GlobalContextFn>(globalContext)());
+    }
+
+    /// <summary>The loaded libtorch_cpu (the one TorchSharp loaded: same file, same handle), or null.</summary>
+    private static IntPtr? LibTorchCpu() =>
+        NativeLibrary.TryLoad("libtorch_cpu.so", typeof(torch).Assembly, null, out IntPtr handle) || NativeLibrary.TryLoad("libtorch_cpu.so", out handle)
+            ? handle
+            : null;
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    private delegate IntPtr GlobalContextFn();
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    private delegate void SetFlagFn(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool enabled);
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    [return: MarshalAs(UnmanagedType.U1)]
+    private delegate bool GetFlagFn(IntPtr context);
+
     /// <summary>Kept out of line so that touching <c>torch</c> (whose static constructor loads the natives) happens after <see cref="QuietNativeLogging"/>.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static string LoadNative() => torch.__version__;
 
-    /// <summary>Sets libtorch's intra-op thread count; null means one per core.</summary>
+    /// <summary>Sets libtorch's intra-op thread count; null means one per core. At most <see cref="StyleTransferOptions.MaxThreads"/>.</summary>
     public static void SetThreads(int? threads)
     {
+        if (threads is { } n && (n < 1 || n > StyleTransferOptions.MaxThreads))
+        {
+            throw new StyleTransferException(n < 1 ? $"--threads must be at least 1, not {n}" : StyleTransferOptions.ThreadsTooMany(n));
+        }
+
         EnsureLoaded();
         torch.set_num_threads(threads ?? Environment.ProcessorCount);
     }

@@ -96,4 +96,33 @@ public class BenchDiagnosticsTests
         Assert.Matches(@"(?m)^profile total 32 conv_ms=[0-9.]+ conv_gflops=\d+ peak_frac=[0-9.]+ relu_ms=[0-9.]+ pool_ms=[0-9.]+ channels_last=1 precision=fp32\r?$", output);
         Assert.Matches(@"(?m)^bench vgg19 32 ", output);
     }
+
+    [Theory]
+    [InlineData("NaN")]
+    [InlineData("-1")]
+    [InlineData("0")]
+    [InlineData("Infinity")]
+    public void BenchRefusesAPeakThatIsNotAPositiveNumber(string peak)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliApp.Run(["bench", "--sizes", "32", "-n", "1", "--peak-gflops", peak], stdout, stderr);
+        Assert.Equal(CliApp.ExitBadInput, code);
+        Assert.Equal($"error: --peak-gflops must be a positive number of GFLOP/s, not {peak}" + Environment.NewLine, stderr.ToString());
+        Assert.Equal("", stdout.ToString());
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(",")]
+    [InlineData(" , ")]
+    public void BenchRefusesAnEmptySizeList(string sizes)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliApp.Run(["bench", "--sizes", sizes, "-n", "1", "--peak-gflops", "100"], stdout, stderr);
+        Assert.Equal(CliApp.ExitBadInput, code);
+        Assert.Equal("error: --sizes must list at least one size from 16 to 4096 (e.g. --sizes 256,512)" + Environment.NewLine, stderr.ToString());
+        Assert.Equal("", stdout.ToString());
+    }
 }

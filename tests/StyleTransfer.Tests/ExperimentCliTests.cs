@@ -163,7 +163,7 @@ public sealed class ExperimentCliTests : CliImagesTest
     [InlineData("error: --log folder 'NOWHERE' does not exist", "figure1", "IMG", "IMG", "--log", "NOWHERE/run.json")]
     [InlineData("error: --log and -o name the same file 'OUT'", "reconstruct", "IMG", "--log", "OUT")]
     [InlineData("error: --plot folder 'NOWHERE' does not exist", "STYLIZE", "IMG", "IMG", "--plot", "NOWHERE/loss.png")]
-    [InlineData("error: Unrecognized command or argument '--init'. (see 'stylize --help')", "reconstruct", "IMG", "--init", "content")]
+    [InlineData("error: unknown option '--init' (see 'stylize reconstruct --help')", "reconstruct", "IMG", "--init", "content")]
     [InlineData("error: --iterations must be at least 1, not 0", "figure1", "IMG", "IMG", "-n", "0")]
     public void BadInputGivesOneLineAndWritesNothing(string expected, params string[] args)
     {

@@ -208,21 +208,21 @@ public static class Experiment
     /// by matching <paramref name="layer"/> (default: the options' first content layer); writes
     /// the image to <paramref name="outputPath"/>.
     /// </summary>
-    public static ExperimentResult Reconstruct(string contentPath, string outputPath, StyleTransferOptions options, string? layer = null, IProgress<TileReport>? progress = null, CancellationToken cancellation = default)
+    public static ExperimentResult Reconstruct(string contentPath, string outputPath, StyleTransferOptions options, string? layer = null, IProgress<TileReport>? progress = null, CancellationToken cancellation = default, Action<ExperimentResult, FileBatch>? companions = null)
     {
         options.Validate();
         ImageIO.CheckOutputPath(outputPath);
         layer ??= options.ContentLayers.FirstOrDefault() ?? throw new StyleTransferException("--layer: no layer given and the options have no content layer");
         Device device = Prepare(options);
+        MemoryGuard.Check(options, device, [(contentPath, "content image", options.Size)]);
         using Tensor content = ImageIO.LoadTensor(contentPath, "content image", options.Size);
         (int h, int w) = ((int)content.shape[2], (int)content.shape[3]);
-        CheckMemory(options, (long)h * w, device);
         using IFeatureNetwork network = NetworkFactory.Create(options, device);
         CheckLayers(network, "--layer", [layer]);
         long seed = options.Seed ?? PickSeed();
         TilePlan tile = new(0, 0, layer, ContentReconstruction(options, layer) with { Seed = seed });
         ExperimentResult result = RunTiles(network, content, null, (h, w), [tile], progress, cancellation, Snapshots(options, outputPath));
-        return SaveSingle(result, outputPath);
+        return SaveSingle(result, outputPath, companions);
     }
 
     /// <summary>
@@ -231,7 +231,7 @@ public static class Experiment
     /// options' style layers). The style image is scaled so its long edge is the output's long edge
     /// × options.StyleScale, whatever its own size.
     /// </summary>
-    public static ExperimentResult Texture(string stylePath, string outputPath, StyleTransferOptions options, (int Width, int Height) size, IReadOnlyList<string>? layers = null, IProgress<TileReport>? progress = null, CancellationToken cancellation = default)
+    public static ExperimentResult Texture(string stylePath, string outputPath, StyleTransferOptions options, (int Width, int Height) size, IReadOnlyList<string>? layers = null, IProgress<TileReport>? progress = null, CancellationToken cancellation = default, Action<ExperimentResult, FileBatch>? companions = null)
     {
         options = (options with { Size = Math.Max(size.Width, size.Height) }).Validate();
         ImageIO.CheckOutputPath(outputPath);
@@ -252,24 +252,24 @@ public static class Experiment
         }
 
         Device device = Prepare(options);
+        MemoryGuard.Check(options, device, [(stylePath, "style image", StyleEdge(options))], (long)size.Width * size.Height);
         using Tensor style = ImageIO.LoadTensor(stylePath, "style image", StyleEdge(options));
-        CheckMemory(options, Math.Max((long)size.Width * size.Height, style.shape[2] * style.shape[3]), device);
         using IFeatureNetwork network = NetworkFactory.Create(options, device);
         CheckLayers(network, "--layers", layers);
         long seed = options.Seed ?? PickSeed();
         TilePlan tile = new(0, 0, LayerSetLabel(layers), StyleReconstruction(options, layers) with { Seed = seed });
         ExperimentResult result = RunTiles(network, null, style, (size.Height, size.Width), [tile], progress, cancellation, Snapshots(options, outputPath));
-        return SaveSingle(result, outputPath);
+        return SaveSingle(result, outputPath, companions);
     }
 
     /// <summary>`stylize figure1`: the labelled contact sheet of <see cref="Figure1Plan"/>, with the two original images as its first column.</summary>
-    public static ExperimentResult Figure1(string contentPath, string stylePath, string outputPath, StyleTransferOptions options, IProgress<TileReport>? progress = null, CancellationToken cancellation = default)
+    public static ExperimentResult Figure1(string contentPath, string stylePath, string outputPath, StyleTransferOptions options, IProgress<TileReport>? progress = null, CancellationToken cancellation = default, Action<ExperimentResult, FileBatch>? companions = null)
     {
         options.Validate();
         NetworkProfile profile = NetworkFactory.Profile(options.Network);
         List<TilePlan> plan = Figure1Plan(profile, options);
         string title = $"{options.Network}: content reconstructions (top) and style reconstructions (bottom) from white noise, {options.Iterations} iterations";
-        return RunSheet(contentPath, stylePath, outputPath, options, plan, progress, cancellation, (layout, content, style, runs) =>
+        return RunSheet(contentPath, stylePath, outputPath, options, plan, progress, cancellation, companions, (layout, content, style, runs) =>
         {
             var cells = new List<SheetCell> { new(0, 0, "content image", content), new(1, 0, "style image", style) };
             cells.AddRange(plan.Select(t => new SheetCell(t.Row, t.Column, t.Label, runs.GetValueOrDefault((t.Row, t.Column)))));
@@ -282,13 +282,13 @@ public static class Experiment
     }
 
     /// <summary>`stylize grid`: the labelled contact sheet of <see cref="PlanGrid"/>.</summary>
-    public static ExperimentResult Grid(string contentPath, string stylePath, string outputPath, StyleTransferOptions options, GridAxes axes, IProgress<TileReport>? progress = null, CancellationToken cancellation = default)
+    public static ExperimentResult Grid(string contentPath, string stylePath, string outputPath, StyleTransferOptions options, GridAxes axes, IProgress<TileReport>? progress = null, CancellationToken cancellation = default, Action<ExperimentResult, FileBatch>? companions = null)
     {
         options.Validate();
         GridPlan plan = PlanGrid(NetworkFactory.Profile(options.Network), options, axes);
         string init = axes.Inits == null ? $", init {options.Init.ToString().ToLowerInvariant()}" : "";
         string title = $"{options.Network}: content {string.Join(" + ", options.ContentLayers)}{init}, {options.Iterations} iterations";
-        return RunSheet(contentPath, stylePath, outputPath, options, plan.Tiles, progress, cancellation, (layout, _, _, runs) =>
+        return RunSheet(contentPath, stylePath, outputPath, options, plan.Tiles, progress, cancellation, companions, (layout, _, _, runs) =>
             new SheetSpec(plan.RowHeaders.Count, plan.ColumnHeaders.Count, layout.Width, layout.Height, [.. plan.Tiles.Select(t => new SheetCell(t.Row, t.Column, null, runs.GetValueOrDefault((t.Row, t.Column))))])
             {
                 ColumnHeaders = plan.ColumnHeaders,
@@ -306,14 +306,15 @@ public static class Experiment
         IReadOnlyList<TilePlan> plan,
         IProgress<TileReport>? progress,
         CancellationToken cancellation,
+        Action<ExperimentResult, FileBatch>? companions,
         Func<(int Width, int Height), Image<Rgb24>, Image<Rgb24>, IReadOnlyDictionary<(int Row, int Column), Image<Rgb24>>, SheetSpec> sheet)
     {
         ImageIO.CheckOutputPath(outputPath);
         Device device = Prepare(options);
+        MemoryGuard.Check(options, device, [(contentPath, "content image", options.Size), (stylePath, "style image", StyleEdge(options))]);
         using Tensor content = ImageIO.LoadTensor(contentPath, "content image", options.Size);
         using Tensor style = ImageIO.LoadTensor(stylePath, "style image", StyleEdge(options));
         (int h, int w) = ((int)content.shape[2], (int)content.shape[3]);
-        CheckMemory(options, Math.Max((long)h * w, style.shape[2] * style.shape[3]), device);
         using IFeatureNetwork network = NetworkFactory.Create(options, device);
         foreach (TilePlan t in plan)
         {
@@ -323,6 +324,11 @@ public static class Experiment
         long seed = options.Seed ?? PickSeed();
         TilePlan[] seeded = [.. plan.Select(t => t with { Options = t.Options with { Seed = seed } })];
         ExperimentResult result = RunTiles(network, content, style, (h, w), seeded, progress, cancellation);
+        if (result.StoppedBeforeStart)
+        {
+            return result;
+        }
+
         var images = new Dictionary<(int Row, int Column), Image<Rgb24>>();
         try
         {
@@ -333,9 +339,12 @@ public static class Experiment
                 images[(run.Plan.Row, run.Plan.Column)] = ImageIO.ToImage(run.Result.Image);
             }
 
-            SheetLayout layout = ContactSheet.Save(sheet((w, h), contentImage, styleImage, images), outputPath);
+            using var batch = new FileBatch();
+            SheetLayout layout = ContactSheet.Save(sheet((w, h), contentImage, styleImage, images), outputPath, batch);
             result.OutputSize = (layout.Width, layout.Height);
             result.Layout = layout;
+            companions?.Invoke(result, batch);
+            batch.Commit();
             return result;
         }
         catch
@@ -352,13 +361,21 @@ public static class Experiment
         }
     }
 
-    private static ExperimentResult SaveSingle(ExperimentResult result, string outputPath)
+    private static ExperimentResult SaveSingle(ExperimentResult result, string outputPath, Action<ExperimentResult, FileBatch>? companions)
     {
+        if (result.StoppedBeforeStart)
+        {
+            return result;
+        }
+
         try
         {
             Tensor image = result.Tiles[0].Result.Image;
-            ImageIO.Save(image, outputPath);
+            using var batch = new FileBatch();
+            ImageIO.Save(image, outputPath, batch);
             result.OutputSize = ((int)image.shape[3], (int)image.shape[2]);
+            companions?.Invoke(result, batch);
+            batch.Commit();
             return result;
         }
         catch
@@ -377,7 +394,7 @@ public static class Experiment
         return TorchRuntime.ResolveDevice(options.Device);
     }
 
-    private static int StyleEdge(StyleTransferOptions options) => Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
+    internal static int StyleEdge(StyleTransferOptions options) => Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
 
     private static long PickSeed() => Random.Shared.NextInt64(0, int.MaxValue);
 
@@ -389,23 +406,6 @@ public static class Experiment
             {
                 throw new StyleTransferException($"{flag}: unknown layer '{layer}' for {network.Name} (known: {string.Join(", ", network.TapNames)})");
             }
-        }
-    }
-
-    /// <summary>The same check as the stylize command's: refuse sizes this machine's memory cannot hold.</summary>
-    private static void CheckMemory(StyleTransferOptions options, long pixels, Device device)
-    {
-        if (device.type != DeviceType.CPU)
-        {
-            return;
-        }
-
-        long need = NetworkFactory.EstimateWorkingBytes(options.Network, pixels);
-        long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        if (have > 0 && need > have * 0.9)
-        {
-            throw new StyleTransferException(
-                $"--size {options.Size} needs about {need / 1e9:F0} GB of memory with {options.Network}, and this machine has {have / 1e9:F0} GB; use a smaller --size");
         }
     }
 

@@ -50,6 +50,9 @@ public sealed class ExperimentResult : IDisposable
     /// <summary>The seed every tile used.</summary>
     public long Seed { get; }
 
+    /// <summary>Cancelled before any tile ran an iteration: nothing was written and any old output was left as it was.</summary>
+    public bool StoppedBeforeStart => Cancelled && Tiles.All(t => t.Result.History.Count == 0);
+
     /// <summary>Width and height of the written image or sheet (0×0 before it is written).</summary>
     public (int Width, int Height) OutputSize { get; internal set; }
 

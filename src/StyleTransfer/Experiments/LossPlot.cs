@@ -66,10 +66,18 @@ public static class LossPlot
     }
 
     /// <summary>Writes the plot to <paramref name="path"/> (PNG or JPEG by extension) through a temporary file and a rename.</summary>
-    public static void Save(string path, IReadOnlyList<LoggedRun> runs, string title, int width = Width, int height = Height)
+    /// <remarks>With <paramref name="batch"/>, written together with the batch's other files.</remarks>
+    public static void Save(string path, IReadOnlyList<LoggedRun> runs, string title, int width = Width, int height = Height, FileBatch? batch = null)
     {
         byte[] bytes = Render(runs, title, width, height, Path.GetExtension(path).ToLowerInvariant());
-        AtomicFile.Write(path, s => s.Write(bytes));
+        if (batch is null)
+        {
+            AtomicFile.Write(path, s => s.Write(bytes));
+        }
+        else
+        {
+            batch.Add(path, s => s.Write(bytes));
+        }
     }
 
     private static bool AddCurve(ScottPlot.Plot plot, IReadOnlyList<IterationReport> history, Func<IterationReport, double> value, string label)

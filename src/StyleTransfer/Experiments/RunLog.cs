@@ -102,11 +102,18 @@ public static class RunLog
         return stream.ToArray();
     }
 
-    /// <summary>Writes the log to <paramref name="path"/> through a temporary file and a rename.</summary>
-    public static void Save(string path, string command, IReadOnlyDictionary<string, string> inputs, StyleTransferOptions options, IReadOnlyList<LoggedRun> runs)
+    /// <summary>Writes the log to <paramref name="path"/> through a temporary file and a rename; with <paramref name="batch"/>, together with the batch's other files.</summary>
+    public static void Save(string path, string command, IReadOnlyDictionary<string, string> inputs, StyleTransferOptions options, IReadOnlyList<LoggedRun> runs, FileBatch? batch = null)
     {
         byte[] json = Serialize(command, inputs, options, runs);
-        AtomicFile.Write(path, s => s.Write(json));
+        if (batch is null)
+        {
+            AtomicFile.Write(path, s => s.Write(json));
+        }
+        else
+        {
+            batch.Add(path, s => s.Write(json));
+        }
     }
 
     /// <summary>Checks a --log path before any work is done.</summary>

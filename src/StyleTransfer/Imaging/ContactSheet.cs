@@ -202,10 +202,10 @@ public static class ContactSheet
     }
 
     /// <summary>Renders the sheet and writes it as PNG or JPEG (by extension), atomically.</summary>
-    public static SheetLayout Save(SheetSpec spec, string path)
+    public static SheetLayout Save(SheetSpec spec, string path, FileBatch? batch = null)
     {
         using Image<Rgb24> sheet = Render(spec);
-        ImageIO.Save(sheet, path);
+        ImageIO.Save(sheet, path, batch);
         return Layout(spec);
     }
 

@@ -21,8 +21,14 @@ public static class ImageIO
     /// <summary>Largest input accepted, in pixels, before decoding (a 16k x 16k image).</summary>
     public const long MaxInputPixels = 16384L * 16384L;
 
-    /// <summary>Loads an image file, honouring its EXIF orientation. <paramref name="what"/> names it in errors ("content image").</summary>
-    public static Image<Rgb24> Load(string path, string what)
+    /// <summary>Bytes per pixel that decoding an image may take at its peak (the decoded RGB and the decoder's planes), for the memory guard.</summary>
+    public const long DecodeBytesPerPixel = 16;
+
+    /// <summary>
+    /// Reads only the header: checks that the file is a whole image of a supported format within
+    /// the size limits and returns its stored width and height, without decoding the pixels.
+    /// </summary>
+    public static (int Width, int Height) Probe(string path, string what)
     {
         if (!File.Exists(path))
         {
@@ -31,7 +37,7 @@ public static class ImageIO
                 : $"{what} '{path}' does not exist");
         }
 
-        try
+        return Guard(path, what, () =>
         {
             IImageInfo? info = Image.Identify(path, out IImageFormat? format);
             if (info == null || format == null)
@@ -54,9 +60,37 @@ public static class ImageIO
                 throw new StyleTransferException($"{what} '{path}' is too small ({info.Width}x{info.Height}; both sides must be at least {MinSide} px)");
             }
 
+            if (format.Name == "PNG" && PngDataTooShort(path, info.Width, info.Height) is { } bomb)
+            {
+                throw new StyleTransferException($"{what} '{path}' is corrupt or truncated ({bomb})");
+            }
+
+            if (format.Name == "JPEG" && JpegScan.Check(path) is { } problem)
+            {
+                throw new StyleTransferException($"{what} '{path}' is corrupt or truncated ({problem})");
+            }
+
+            return (info.Width, info.Height);
+        });
+    }
+
+    /// <summary>Loads an image file, honouring its EXIF orientation. <paramref name="what"/> names it in errors ("content image").</summary>
+    public static Image<Rgb24> Load(string path, string what)
+    {
+        Probe(path, what);
+        return Guard(path, what, () =>
+        {
             Image<Rgb24> image = Image.Load<Rgb24>(path);
             image.Mutate(x => x.AutoOrient());
             return image;
+        });
+    }
+
+    private static T Guard<T>(string path, string what, Func<T> read)
+    {
+        try
+        {
+            return read();
         }
         catch (UnknownImageFormatException)
         {
@@ -143,17 +177,24 @@ public static class ImageIO
     }
 
     /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename.</summary>
-    public static void Save(Tensor image, string path)
+    public static void Save(Tensor image, string path, FileBatch? batch = null)
     {
         using Image<Rgb24> img = ToImage(image);
-        Save(img, path);
+        Save(img, path, batch);
     }
 
-    /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename.</summary>
-    public static void Save(Image<Rgb24> image, string path)
+    /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename; with <paramref name="batch"/>, together with the batch's other files.</summary>
+    public static void Save(Image<Rgb24> image, string path, FileBatch? batch = null)
     {
         IImageEncoder encoder = EncoderFor(path, "output");
-        AtomicFile.Write(path, stream => image.Save(stream, encoder));
+        if (batch is null)
+        {
+            AtomicFile.Write(path, stream => image.Save(stream, encoder));
+        }
+        else
+        {
+            batch.Add(path, stream => image.Save(stream, encoder));
+        }
     }
 
     /// <summary>
@@ -174,6 +215,44 @@ public static class ImageIO
             "PNG" => t.LastIndexOf("IEND"u8) < 0,
             _ => false,
         };
+    }
+
+    /// <summary>
+    /// Deflate compresses at most 1032:1, so a PNG whose IDAT chunks hold fewer than 1/1032 of its
+    /// declared scanlines' bytes cannot be whole (a decompression bomb's header on a few bytes of
+    /// data): refused before decoding. Reads the chunk headers only.
+    /// </summary>
+    private static string? PngDataTooShort(string path, int width, int height)
+    {
+        using FileStream f = File.OpenRead(path);
+        Span<byte> head = stackalloc byte[8];
+        Span<byte> ihdr = stackalloc byte[13];
+        f.Position = 8;
+        long idat = 0;
+        int bitsPerPixel = 0;
+        while (f.Position + 8 <= f.Length)
+        {
+            f.ReadExactly(head);
+            long length = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(head);
+            if (head[4..].SequenceEqual("IHDR"u8) && length >= 13)
+            {
+                f.ReadExactly(ihdr);
+                int channels = ihdr[9] switch { 2 => 3, 4 => 2, 6 => 4, _ => 1 };
+                bitsPerPixel = ihdr[8] * channels;
+                f.Position += length - 13 + 4;
+                continue;
+            }
+
+            if (head[4..].SequenceEqual("IDAT"u8))
+            {
+                idat += length;
+            }
+
+            f.Position += length + 4;
+        }
+
+        long raw = height * (1 + ((((long)width * bitsPerPixel) + 7) / 8));
+        return (idat * 1032) + 4096 < raw ? $"its {idat} bytes of image data cannot hold {width}x{height} pixels" : null;
     }
 
     private static IImageEncoder EncoderFor(string path, string what)

@@ -1,3 +1,4 @@
+using StyleTransfer.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -129,7 +130,7 @@ public sealed class AlexNet : IFeatureNetwork
         {
             string conv = taps[next];
             NetworkTensors.RequireFits(x, Kernels[k], Paddings[k], Name, conv);
-            x = convs[k].Apply(x, Strides[k], Paddings[k], k == 0 ? Padding : FirstConvPadding.Zero);
+            x = k == 0 ? FirstConv(convs[0], x, Padding) : convs[k].Apply(x, Strides[k], Paddings[k]);
             bool keepConv = Keep(requested, result, taps[next++], x);
 
             // In place when the pre-activation is not a tap: saves one activation per layer.
@@ -144,6 +145,34 @@ public sealed class AlexNet : IFeatureNetwork
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// AlexNet's first layer (11×11, stride 4, padding 2) as unfold (im2col) and a matrix product
+    /// instead of a convolution: oneDNN 3.7's jit:avx512_core backward_data kernel for this shape
+    /// (3 input channels, 11×11, stride 4) gives a wrong input gradient on AMD Zen 4, and the
+    /// gradient of unfold is ATen's own col2im. Same function as <see cref="FoldedConv.Apply(Tensor, long, long, FirstConvPadding)"/>.
+    /// </summary>
+    internal static Tensor FirstConv(FoldedConv conv, Tensor x, FirstConvPadding mode)
+    {
+        long kernel = Kernels[0], stride = Strides[0], padding = Paddings[0];
+        return UnfoldConv(conv.Weight, conv.Bias, x, kernel, stride, padding, mode);
+    }
+
+    /// <summary>A convolution [out,in,k,k] with bias as unfold + matmul; <paramref name="mode"/> fills the padding.</summary>
+    internal static Tensor UnfoldConv(Tensor weight, Tensor bias, Tensor x, long kernel, long stride, long padding, FirstConvPadding mode)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor padded = mode == FirstConvPadding.Replicate && padding > 0
+            ? NetworkTensors.Pad(x, padding, padding, padding, padding, mode)
+            : x;
+        long p = mode == FirstConvPadding.Replicate ? 0 : padding;
+        long n = x.shape[0];
+        long outH = ((x.shape[2] + (2 * padding) - kernel) / stride) + 1;
+        long outW = ((x.shape[3] + (2 * padding) - kernel) / stride) + 1;
+        Tensor columns = F.unfold(padded, kernel_size: (kernel, kernel), padding: (p, p), stride: (stride, stride)); // [N, in·k·k, L]
+        Tensor y = torch.matmul(weight.reshape(weight.shape[0], -1), columns).add_(bias.reshape(1, -1, 1));
+        return ConvFlopCounter.Count(y.reshape(n, weight.shape[0], outH, outW), weight).MoveToOuterDisposeScope();
     }
 
     public void Dispose()

@@ -331,7 +331,9 @@ internal sealed class OnnxTensor
 
     public List<long> Dims { get; } = [];
 
-    public long ElementCount => Dims.Aggregate(1L, (a, d) => a * d);
+    public long ElementCount => Dims.Aggregate(1L, (a, d) => d < 0 || (d > 0 && a > long.MaxValue / d)
+        ? throw new InvalidDataException($"tensor '{Name}' has shape [{string.Join(",", Dims)}]")
+        : a * d);
 
     /// <summary>The elements as float32, row-major; checks that their count matches <see cref="Dims"/>.</summary>
     public float[] ToFloats()

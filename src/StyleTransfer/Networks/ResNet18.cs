@@ -35,6 +35,12 @@ public sealed class ResNet18 : IFeatureNetwork
     /// <summary>The file name of the preprocessing graph.</summary>
     public const string PreprocessFileName = "ResNetPreprocess.onnx";
 
+    /// <summary>SHA-256 of <see cref="ModelFileName"/> in Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1.</summary>
+    public const string ModelSha256 = "e2552f19db2dfdb01b3669537b6a0f1b44da38d18279535492ed5dfc2ef1ff8f";
+
+    /// <summary>SHA-256 of <see cref="PreprocessFileName"/> in the same package.</summary>
+    public const string PreprocessSha256 = "84bf8def78d0befaa3f6e73745d57d7016c6a192ead76f79686bd438c1047004";
+
     /// <summary>The folder beside the StyleTransfer assembly where the build puts both files.</summary>
     public const string ModelsFolder = "models";
 
@@ -166,9 +172,36 @@ public sealed class ResNet18 : IFeatureNetwork
     /// <summary>Loads the network graph and the preprocessing graph; errors name the file at fault.</summary>
     public static ResNet18 Load(string modelPath, string preprocessPath)
     {
+        // The bundled files are known byte for byte; a file given with --weights can only be checked for structure.
+        CheckIfBundled(preprocessPath, PreprocessFileName, PreprocessSha256);
+        CheckIfBundled(modelPath, ModelFileName, ModelSha256);
         Preprocessing prep = ReadPreprocessing(OnnxModel.Load(preprocessPath), preprocessPath);
         OnnxModel model = OnnxModel.Load(modelPath);
         return Build(model.Graph, modelPath, prep);
+    }
+
+    /// <summary>Refuses (one line) a file that does not have the SHA-256 <paramref name="sha256"/>.</summary>
+    internal static void CheckHash(string path, string sha256)
+    {
+        string actual;
+        using (FileStream f = File.OpenRead(path))
+        {
+            actual = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f));
+        }
+
+        if (!string.Equals(actual, sha256, StringComparison.Ordinal))
+        {
+            throw new StyleTransferException(
+                $"bundled model '{path}' is damaged (SHA-256 {actual[..12]}…, expected {sha256[..12]}… from NuGet package Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1); rebuild to copy it again");
+        }
+    }
+
+    private static void CheckIfBundled(string path, string fileName, string sha256)
+    {
+        if (BundledCandidates(fileName).Contains(Path.GetFullPath(path), StringComparer.Ordinal))
+        {
+            CheckHash(path, sha256);
+        }
     }
 
     public void MoveTo(Device device, ScalarType? dtype = null)

@@ -1,6 +1,6 @@
-using System.Collections;
+using System.Buffers.Binary;
+using System.Text.Json.Nodes;
 using TorchSharp;
-using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
 namespace StyleTransfer.Networks;
@@ -20,9 +20,10 @@ public static class StateDictFile
         Dictionary<string, Tensor> raw;
         try
         {
-            raw = safetensors ? Safetensors.LoadStateDict(path)
+            raw = safetensors ? LoadSafetensors(path)
                 : LegacyPthFile.Matches(path) ? LegacyPthFile.Load(path) // torch.save before PyTorch 1.6
-                : FromPickle(PyTorchUnpickler.UnpickleStateDict(path));
+                : ZipPthFile.Matches(path) ? ZipPthFile.Load(path)
+                : throw new InvalidDataException("neither torch.save's zip format nor its legacy format");
         }
         catch (StyleTransferException)
         {
@@ -86,24 +87,102 @@ public static class StateDictFile
         return f;
     }
 
-    private static Dictionary<string, Tensor> FromPickle(Hashtable table)
+    private static readonly Dictionary<string, (ScalarType Type, int Size)> SafetensorsTypes = new(StringComparer.Ordinal)
     {
-        // Some checkpoints wrap the state dict: {"state_dict": {...}} or {"model": {...}}.
-        foreach (string wrapper in new[] { "state_dict", "model" })
+        ["F64"] = (ScalarType.Float64, 8),
+        ["F32"] = (ScalarType.Float32, 4),
+        ["F16"] = (ScalarType.Float16, 2),
+        ["BF16"] = (ScalarType.BFloat16, 2),
+        ["I64"] = (ScalarType.Int64, 8),
+        ["I32"] = (ScalarType.Int32, 4),
+        ["I16"] = (ScalarType.Int16, 2),
+        ["I8"] = (ScalarType.Int8, 1),
+        ["U8"] = (ScalarType.Byte, 1),
+        ["BOOL"] = (ScalarType.Bool, 1),
+    };
+
+    /// <summary>
+    /// A .safetensors file: u64 header length, a JSON header (name → dtype, shape, data_offsets),
+    /// the data. Every tensor's bytes must be its shape × element size, inside the file and not
+    /// shared with another tensor, so the tensors never hold more than the file; checked before
+    /// anything is allocated.
+    /// </summary>
+    private static Dictionary<string, Tensor> LoadSafetensors(string path)
+    {
+        using FileStream f = File.OpenRead(path);
+        Span<byte> length = stackalloc byte[8];
+        f.ReadExactly(length);
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(length);
+        if (headerLength < 2 || headerLength > (ulong)(f.Length - 8) || headerLength > 100_000_000)
         {
-            if (table.Count == 1 && table[wrapper] is Hashtable inner)
+            throw new InvalidDataException($"its header length {headerLength} does not fit the file");
+        }
+
+        byte[] json = new byte[headerLength];
+        f.ReadExactly(json);
+        long dataStart = 8 + (long)headerLength, dataLength = f.Length - dataStart;
+        JsonObject header = JsonNode.Parse(json)?.AsObject() ?? throw new InvalidDataException("empty header");
+        var layout = new List<(string Name, ScalarType Type, long[] Shape, long Begin, long End)>();
+        foreach ((string name, JsonNode? node) in header)
+        {
+            if (name == "__metadata__")
             {
-                table = inner;
+                continue;
+            }
+
+            string dtype = (string?)node?["dtype"] ?? "none";
+            if (!SafetensorsTypes.TryGetValue(dtype, out (ScalarType Type, int Size) kind))
+            {
+                throw new InvalidDataException($"tensor '{name}' has unsupported dtype {dtype}");
+            }
+
+            long[] shape = [.. (node!["shape"]?.AsArray() ?? throw new InvalidDataException($"tensor '{name}' has no shape")).Select(v => (long)v!)];
+            JsonArray offsets = node["data_offsets"]?.AsArray() ?? throw new InvalidDataException($"tensor '{name}' has no data_offsets");
+            long bytes = kind.Size;
+            foreach (long d in shape)
+            {
+                bytes = d < 0 || d > dataLength ? throw new InvalidDataException($"tensor '{name}' has shape [{string.Join(",", shape)}]") : checked(bytes * d);
+            }
+
+            long begin = offsets.Count == 2 ? (long)offsets[0]! : -1, end = offsets.Count == 2 ? (long)offsets[1]! : -1;
+            if (begin < 0 || end > dataLength || end - begin != bytes)
+            {
+                throw new InvalidDataException($"tensor '{name}' of shape [{string.Join(",", shape)}] has data_offsets [{begin},{end}], outside the file's {dataLength} data bytes or of the wrong length");
+            }
+
+            layout.Add((name, kind.Type, shape, begin, end));
+        }
+
+        layout.Sort((x, y) => x.Begin.CompareTo(y.Begin));
+        for (int i = 1; i < layout.Count; i++)
+        {
+            if (layout[i].Begin < layout[i - 1].End)
+            {
+                throw new InvalidDataException($"tensors '{layout[i - 1].Name}' and '{layout[i].Name}' share data");
             }
         }
 
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (DictionaryEntry e in table)
+        try
         {
-            if (e.Key is string key && e.Value is Tensor t)
+            foreach ((string name, ScalarType type, long[] shape, long begin, long end) in layout)
             {
-                result[key] = t;
+                byte[] data = new byte[end - begin];
+                f.Position = dataStart + begin;
+                f.ReadExactly(data);
+                Tensor t = torch.empty(shape, type);
+                t.bytes = data;
+                result[name] = t;
             }
+        }
+        catch
+        {
+            foreach (Tensor t in result.Values)
+            {
+                t.Dispose();
+            }
+
+            throw;
         }
 
         return result;

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -15,7 +16,8 @@ namespace StyleTransfer.Optimization;
 /// A resumable state of a run: the image being optimised (float32, unclamped, at the scale it is
 /// at), where the run stands (scale, iteration), its seed and options, the fingerprints of its
 /// input images, and the L-BFGS state. One .safetensors file: the tensors, and the rest as JSON in
-/// the header's <c>__metadata__</c>; written atomically.
+/// the header's <c>__metadata__</c>, with the SHA-256 of that JSON and of the tensor data, checked
+/// on load; written atomically.
 /// </summary>
 public sealed class Checkpoint : IDisposable
 {
@@ -28,7 +30,8 @@ public sealed class Checkpoint : IDisposable
     ];
 
     private const string MetadataKey = "stylize_checkpoint";
-    private const int FormatVersion = 1;
+    private const string ChecksumKey = "stylize_sha256";
+    private const int FormatVersion = 2;
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -149,25 +152,31 @@ public sealed class Checkpoint : IDisposable
                 throw new FormatException($"format {meta["format"]?.ToJsonString() ?? "missing"}, expected {FormatVersion}");
             }
 
-            StyleTransferOptions options = meta["options"].Deserialize<StyleTransferOptions>(Json) ?? throw new FormatException("no options");
+            StyleTransferOptions options = Field(meta, "options").Deserialize<StyleTransferOptions>(Json) ?? throw new FormatException("no options");
+            CheckComplete(options);
             Tensor Take(string name) => tensors!.Remove(name, out Tensor? t) ? t : throw new FormatException($"no tensor '{name}'");
             Tensor? TakeIf(string name) => tensors!.Remove(name, out Tensor? t) ? t : null;
             LbfgsState? lbfgs = null;
             if (meta["lbfgs"] is JsonObject l)
             {
-                int pairs = (int)l["pairs"]!;
+                int pairs = (int)Field(l, "pairs");
+                if (pairs < 0)
+                {
+                    throw new FormatException($"{pairs} L-BFGS pairs");
+                }
+
                 lbfgs = new LbfgsState
                 {
                     Ys = [.. Enumerable.Range(0, pairs).Select(i => Take($"lbfgs.y.{i}"))],
                     Ss = [.. Enumerable.Range(0, pairs).Select(i => Take($"lbfgs.s.{i}"))],
-                    Rhos = [.. l["rho"]!.AsArray().Select(v => (double)v!)],
-                    HDiag = (double)l["h_diag"]!,
-                    T = (double)l["t"]!,
-                    Iteration = (int)l["iteration"]!,
-                    Evaluations = (int)l["evaluations"]!,
-                    Stalls = (int)l["stalls"]!,
-                    Converged = (bool)l["converged"]!,
-                    StartEvaluation = (int)l["start_evaluation"]!,
+                    Rhos = [.. Field(l, "rho").AsArray().Select(v => (double)(v ?? throw new FormatException("'rho' holds null")))],
+                    HDiag = (double)Field(l, "h_diag"),
+                    T = (double)Field(l, "t"),
+                    Iteration = (int)Field(l, "iteration"),
+                    Evaluations = (int)Field(l, "evaluations"),
+                    Stalls = (int)Field(l, "stalls"),
+                    Converged = (bool)Field(l, "converged"),
+                    StartEvaluation = (int)Field(l, "start_evaluation"),
                     CurrentLoss = (double?)l["current_loss"],
                     CurrentOrdinal = (int?)l["current_ordinal"],
                     Direction = TakeIf("lbfgs.direction"),
@@ -181,28 +190,28 @@ public sealed class Checkpoint : IDisposable
             }
 
             Tensor image = Take("image");
-            if (image.dim() != 4 || image.shape[0] != 1 || image.shape[1] != 3)
+            if (image.dim() != 4 || image.shape[0] != 1 || image.shape[1] != 3 || image.shape[2] < 1 || image.shape[3] < 1)
             {
                 throw new FormatException("the image is not [1,3,H,W]");
             }
 
             return new Checkpoint
             {
-                Scale = (int)meta["scale"]!,
-                ScaleIteration = (int)meta["scale_iteration"]!,
-                Iteration = (int)meta["iteration"]!,
-                Seed = (long)meta["seed"]!,
-                Seconds = (double)meta["seconds"]!,
-                Evaluations = (int)meta["evaluations"]!,
+                Scale = (int)Field(meta, "scale"),
+                ScaleIteration = (int)Field(meta, "scale_iteration"),
+                Iteration = (int)Field(meta, "iteration"),
+                Seed = (long)Field(meta, "seed"),
+                Seconds = (double)Field(meta, "seconds"),
+                Evaluations = (int)Field(meta, "evaluations"),
                 ContentSha256 = (string?)meta["content_sha256"],
                 StyleSha256 = (string?)meta["style_sha256"],
-                StartLosses = meta["start_losses"] is JsonArray a ? [.. a.Select(v => (double)v!)] : null,
+                StartLosses = meta["start_losses"] is JsonArray a ? [.. a.Select(v => (double)(v ?? throw new FormatException("'start_losses' holds null")))] : null,
                 Options = options,
                 Image = image,
                 Lbfgs = lbfgs,
             };
         }
-        catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException or InvalidCastException or NullReferenceException or EndOfStreamException or ArgumentException or OverflowException or IOException)
+        catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException or InvalidCastException or NullReferenceException or EndOfStreamException or ArgumentException or OverflowException or IOException or ExternalException or UnauthorizedAccessException)
         {
             string first = e.Message.Split('\n')[0].Trim();
             throw new StyleTransferException($"--resume: '{path}' is not a readable stylize checkpoint ({first})");
@@ -278,6 +287,27 @@ public sealed class Checkpoint : IDisposable
         };
     }
 
+    /// <summary>A field that must be there and not null.</summary>
+    private static JsonNode Field(JsonNode node, string name) => node[name] ?? throw new FormatException($"'{name}' is missing");
+
+    /// <summary>Refuses options whose non-nullable references (lists, names) are missing: a hand-edited or damaged header.</summary>
+    private static void CheckComplete(StyleTransferOptions options)
+    {
+        var nullability = new NullabilityInfoContext();
+        foreach (PropertyInfo p in typeof(StyleTransferOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance))
+        {
+            if (!p.PropertyType.IsValueType && p.CanWrite && nullability.Create(p).ReadState == NullabilityState.NotNull && p.GetValue(options) is null)
+            {
+                throw new FormatException($"option '{p.Name}' is missing");
+            }
+        }
+
+        if (options.ContentLayers.Any(l => l is null) || options.StyleLayers.Any(l => l is null))
+        {
+            throw new FormatException("a layer name is null");
+        }
+    }
+
     private static void AddIf(List<(string, Tensor)> list, string name, Tensor? t)
     {
         if (t is not null)
@@ -286,25 +316,41 @@ public sealed class Checkpoint : IDisposable
         }
     }
 
-    /// <summary>safetensors: u64 header length (little-endian), the JSON header, then the raw float32 data.</summary>
+    /// <summary>
+    /// safetensors: u64 header length (little-endian), the JSON header, then the raw float32 data;
+    /// the header's metadata carries the SHA-256 of the metadata JSON followed by the data.
+    /// </summary>
     private static void WriteSafetensors(Stream stream, List<(string Name, Tensor T)> tensors, string metadata)
     {
-        var header = new JsonObject { ["__metadata__"] = new JsonObject { [MetadataKey] = metadata } };
         long offset = 0;
         var data = new List<float[]>();
+        var entries = new JsonObject();
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData(Encoding.UTF8.GetBytes(metadata));
         foreach ((string name, Tensor t) in tensors)
         {
             using Tensor cpu = t.detach().to(ScalarType.Float32).to(torch.CPU).contiguous();
             float[] values = cpu.data<float>().ToArray();
             data.Add(values);
+            sha.AppendData(MemoryMarshal.AsBytes(values.AsSpan()));
             long bytes = values.LongLength * sizeof(float);
-            header[name] = new JsonObject
+            entries[name] = new JsonObject
             {
                 ["dtype"] = "F32",
                 ["shape"] = new JsonArray([.. t.shape.Select(d => (JsonNode?)JsonValue.Create(d))]),
                 ["data_offsets"] = new JsonArray(offset, offset + bytes),
             };
             offset += bytes;
+        }
+
+        var header = new JsonObject
+        {
+            ["__metadata__"] = new JsonObject { [MetadataKey] = metadata, [ChecksumKey] = Convert.ToHexStringLower(sha.GetHashAndReset()) },
+        };
+        foreach ((string name, JsonNode? entry) in entries.ToList())
+        {
+            entries.Remove(name);
+            header[name] = entry;
         }
 
         byte[] json = Encoding.UTF8.GetBytes(header.ToJsonString());
@@ -324,6 +370,10 @@ public sealed class Checkpoint : IDisposable
         }
     }
 
+    /// <summary>
+    /// Reads the tensors and the metadata after checking the structure (shapes, offsets that tile
+    /// the data exactly) and the SHA-256 of the metadata and the data, before allocating any tensor.
+    /// </summary>
     private static (Dictionary<string, Tensor> Tensors, string Metadata) ReadSafetensors(string path)
     {
         using FileStream f = File.OpenRead(path);
@@ -339,31 +389,77 @@ public sealed class Checkpoint : IDisposable
         f.ReadExactly(json);
         JsonObject header = JsonNode.Parse(json)?.AsObject() ?? throw new FormatException("empty header");
         string metadata = (string?)header["__metadata__"]?[MetadataKey] ?? throw new FormatException("no stylize metadata");
-        long dataStart = 8 + (long)headerLength;
+        long dataStart = 8 + (long)headerLength, dataLength = f.Length - dataStart;
+        var layout = new List<(string Name, long[] Shape, long Begin, long End)>();
+        foreach ((string name, JsonNode? node) in header)
+        {
+            if (name == "__metadata__")
+            {
+                continue;
+            }
+
+            if ((string?)node?["dtype"] != "F32")
+            {
+                throw new FormatException($"tensor '{name}' is not F32");
+            }
+
+            long[] shape = [.. Field(node, "shape").AsArray().Select(v => (long)(v ?? throw new FormatException($"tensor '{name}' has a null dimension")))];
+            long count = 1;
+            foreach (long d in shape)
+            {
+                count = d < 0 || d > dataLength ? throw new FormatException($"tensor '{name}' has shape [{string.Join(",", shape)}]") : checked(count * d);
+            }
+
+            JsonArray offsets = Field(node, "data_offsets").AsArray();
+            long begin = (long)offsets[0]!, end = (long)offsets[1]!;
+            if (offsets.Count != 2 || begin < 0 || end > dataLength || end - begin != checked(count * sizeof(float)))
+            {
+                throw new FormatException($"tensor '{name}' is truncated or its offsets are wrong");
+            }
+
+            layout.Add((name, shape, begin, end));
+        }
+
+        layout.Sort((x, y) => x.Begin.CompareTo(y.Begin));
+        long expected = 0;
+        foreach ((string name, _, long begin, long end) in layout)
+        {
+            if (begin != expected)
+            {
+                throw new FormatException($"tensor '{name}' overlaps another or leaves a gap");
+            }
+
+            expected = end;
+        }
+
+        if (expected != dataLength)
+        {
+            throw new FormatException($"the data is {dataLength} bytes, the tensors need {expected}");
+        }
+
+        string? checksum = (string?)header["__metadata__"]?[ChecksumKey] ?? throw new FormatException("no checksum");
+        using (var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+        {
+            sha.AppendData(Encoding.UTF8.GetBytes(metadata));
+            f.Position = dataStart;
+            byte[] buffer = new byte[1 << 20];
+            for (int n; (n = f.Read(buffer)) > 0;)
+            {
+                sha.AppendData(buffer, 0, n);
+            }
+
+            if (!string.Equals(Convert.ToHexStringLower(sha.GetHashAndReset()), checksum, StringComparison.Ordinal))
+            {
+                throw new FormatException("its SHA-256 checksum does not match: the file is damaged");
+            }
+        }
+
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         try
         {
-            foreach ((string name, JsonNode? node) in header)
+            foreach ((string name, long[] shape, long begin, long end) in layout)
             {
-                if (name == "__metadata__")
-                {
-                    continue;
-                }
-
-                if ((string?)node!["dtype"] != "F32")
-                {
-                    throw new FormatException($"tensor '{name}' is not F32");
-                }
-
-                long[] shape = [.. node["shape"]!.AsArray().Select(v => (long)v!)];
-                long begin = (long)node["data_offsets"]![0]!, end = (long)node["data_offsets"]![1]!;
-                long count = shape.Aggregate(1L, (a, b) => a * b);
-                if (end - begin != count * sizeof(float) || begin < 0 || dataStart + end > f.Length)
-                {
-                    throw new FormatException($"tensor '{name}' is truncated or its offsets are wrong");
-                }
-
-                var values = new float[count];
+                var values = new float[(end - begin) / sizeof(float)];
                 f.Position = dataStart + begin;
                 f.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan()));
                 tensors[name] = torch.tensor(values, shape);

@@ -43,6 +43,13 @@ public sealed class StylizeResult : IDisposable
     /// <summary>True when the run was stopped early through its cancellation token.</summary>
     public bool Cancelled { get; }
 
+    /// <summary>
+    /// Cancelled before any iteration of this run ran: nothing was optimised, so
+    /// <see cref="Stylizer.StylizeFiles(string, IReadOnlyList{string}, string, StyleTransferOptions, IProgress{IterationReport}?, CancellationToken, Checkpoint?, string?)"/>
+    /// wrote nothing (no image, no checkpoint) and left any old output as it was.
+    /// </summary>
+    public bool StoppedBeforeStart => Cancelled && History.Count == 0;
+
     public void Dispose() => Image.Dispose();
 }
 
@@ -53,7 +60,8 @@ public sealed class StylizeResult : IDisposable
 public static class Stylizer
 {
     /// <summary>
-    /// Reads the two images, stylises, writes <paramref name="outputPath"/> (PNG or JPEG, atomically).
+    /// Reads the two images, stylises, writes <paramref name="outputPath"/> (PNG or JPEG, atomically;
+    /// nothing when cancelled before the first iteration, see <see cref="StylizeResult.StoppedBeforeStart"/>).
     /// Snapshots go beside it as NAME-0100.png when <see cref="StyleTransferOptions.SaveEvery"/> is set,
     /// with a resumable checkpoint NAME.ckpt (rewritten every N iterations, and when cancelled).
     /// <paramref name="resume"/> continues from a checkpoint (see <see cref="Checkpoint.CheckCompatible"/>).
@@ -72,7 +80,8 @@ public static class Stylizer
     /// <summary>
     /// Several style images, blended by <see cref="StyleTransferOptions.StyleBlend"/> and placed by
     /// the masks in <see cref="StyleTransferOptions.StyleMasks"/> (loaded here, at the output size).
-    /// Snapshots and checkpoints as in the single-style form.
+    /// Snapshots and checkpoints as in the single-style form. <paramref name="companions"/> adds
+    /// files (a log, a plot) written together with the image, all or none (<see cref="FileBatch"/>).
     /// </summary>
     public static StylizeResult StylizeFiles(
         string contentPath,
@@ -82,24 +91,30 @@ public static class Stylizer
         IProgress<IterationReport>? progress = null,
         CancellationToken cancellation = default,
         Checkpoint? resume = null,
-        string? resumePath = null)
+        string? resumePath = null,
+        Action<StylizeResult, FileBatch>? companions = null)
     {
         options.Validate(stylePaths.Count);
         ImageIO.CheckOutputPath(outputPath);
         TorchRuntime.SetThreads(options.Threads);
         Device device = TorchRuntime.ResolveDevice(options.Device);
 
+        int styleEdge = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
+        MemoryGuard.Check(options, device, [
+            (contentPath, "content image", options.Size),
+            .. stylePaths.Select(p => (p, "style image", styleEdge)),
+            .. (options.StyleMasks ?? []).Select(m => (m.Path, $"mask for style image {m.Style + 1}", options.Size))]);
         var loaded = new List<Tensor>();
         try
         {
             Tensor content = Keep(loaded, ImageIO.LoadTensor(contentPath, "content image", options.Size));
-            int styleEdge = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
             List<Tensor> styles = [.. stylePaths.Select(p => Keep(loaded, ImageIO.LoadTensor(p, "style image", styleEdge)))];
             var masks = new Tensor?[stylePaths.Count];
             foreach (StyleMask m in options.StyleMasks ?? [])
             {
                 string what = $"mask for style image {m.Style + 1}";
                 Tensor mask = Keep(loaded, ImageIO.LoadTensor(m.Path, what, options.Size));
+                CheckMaskShape(mask, content, $"{what} '{m.Path}'", options.MaskFit);
                 using (Tensor max = mask.max())
                 {
                     if (max.ToDouble() < StyleTerms.Black)
@@ -111,7 +126,6 @@ public static class Stylizer
                 masks[m.Style] = mask;
             }
 
-            CheckMemory(options, content, styles, device);
             string? contentSha = null, styleSha = null;
             if (options.SaveEvery > 0 || resume != null)
             {
@@ -142,7 +156,13 @@ public static class Stylizer
                 resume);
             try
             {
-                ImageIO.Save(result.Image, outputPath);
+                if (!result.StoppedBeforeStart)
+                {
+                    using var batch = new FileBatch();
+                    ImageIO.Save(result.Image, outputPath, batch);
+                    companions?.Invoke(result, batch);
+                    batch.Commit();
+                }
             }
             catch
             {
@@ -272,7 +292,10 @@ public static class Stylizer
                     resuming ? resume!.Lbfgs : null,
                     resuming ? resume!.StartLosses : null,
                     checkpoint,
-                    seed);
+                    seed)
+                {
+                    RanBefore = history.Count > 0,
+                };
                 StylizeResult r = Optimize(targets, network, options, (h, w), ck, sk, progress, cancellation, snap, stage, keepRaw: true, masks);
                 history.AddRange(r.History);
                 previous?.Dispose();
@@ -423,7 +446,12 @@ public static class Stylizer
             if (cancellation.IsCancellationRequested)
             {
                 cancelled = true;
-                WriteCheckpoint(i - 1);
+                if (history.Count > 0 || stage.RanBefore)
+                {
+                    // Nothing optimised in this run: an old checkpoint is worth more than a copy of the start.
+                    WriteCheckpoint(i - 1);
+                }
+
                 break;
             }
 
@@ -611,21 +639,21 @@ public static class Stylizer
         }
     }
 
-    private static void CheckMemory(StyleTransferOptions options, Tensor content, IReadOnlyList<Tensor> styles, Device device)
+    /// <summary>
+    /// Refuses a mask whose aspect ratio differs from the content's by more than the rounding of
+    /// either side to whole pixels (both are loaded at the same long edge), unless stretching was
+    /// asked for: a stretched mask places its style elsewhere than it was drawn.
+    /// </summary>
+    internal static void CheckMaskShape(Tensor mask, Tensor content, string what, MaskFit fit)
     {
-        if (device.type != DeviceType.CPU)
+        (long hm, long wm, long hc, long wc) = (mask.shape[^2], mask.shape[^1], content.shape[^2], content.shape[^1]);
+        if (fit == MaskFit.Stretch || Math.Abs((hm * wc) - (wm * hc)) <= Math.Max(Math.Max(wc, hc), Math.Max(wm, hm)))
         {
             return;
         }
 
-        long pixels = styles.Aggregate(content.shape[2] * content.shape[3], (most, s) => Math.Max(most, s.shape[2] * s.shape[3]));
-        long need = NetworkFactory.EstimateWorkingBytes(options.Network, pixels);
-        long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        if (have > 0 && need > have * 0.9)
-        {
-            throw new StyleTransferException(
-                $"--size {options.Size} needs about {need / 1e9:F0} GB of memory with {options.Network}, and this machine has {have / 1e9:F0} GB; use a smaller --size");
-        }
+        throw new StyleTransferException(
+            $"{what} is {wm}x{hm} at this size, the content image {wc}x{hc}: another aspect ratio, it would be stretched; give a mask of the content's proportions, or --mask-fit stretch");
     }
 }
 
@@ -643,7 +671,11 @@ internal sealed record Stage(
     LbfgsState? Lbfgs,
     double[]? StartLosses,
     Action<Checkpoint>? Checkpoint,
-    long Seed);
+    long Seed)
+{
+    /// <summary>Whether iterations of an earlier scale ran in this run (so a cancellation at this stage's start still has something to save).</summary>
+    public bool RanBefore { get; init; }
+}
 
 /// <summary>Tensors made for a run's pre-processing, disposed with it.</summary>
 internal sealed class DisposableList : IDisposable

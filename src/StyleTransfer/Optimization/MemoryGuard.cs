@@ -1,0 +1,48 @@
+using StyleTransfer.Imaging;
+using StyleTransfer.Networks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StyleTransfer.Optimization;
+
+/// <summary>
+/// Refuses, before any image is decoded or any large tensor allocated, a run this machine's memory
+/// cannot hold: from the images' headers (their stored size, and the size they are scaled to) it
+/// estimates the decoding and the network's working memory. One place for every command.
+/// </summary>
+internal static class MemoryGuard
+{
+    /// <summary>
+    /// <paramref name="inputs"/>: each image to load, with what it is called and the long edge it is
+    /// scaled to; <paramref name="outputPixels"/>: pixels of an output whose size is given directly (texture).
+    /// </summary>
+    public static void Check(StyleTransferOptions options, Device device, IEnumerable<(string Path, string What, int LongEdge)> inputs, long outputPixels = 0)
+    {
+        long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        long pixels = outputPixels;
+        foreach ((string path, string what, int edge) in inputs)
+        {
+            (int w, int h) = ImageIO.Probe(path, what);
+            (int sw, int sh) = ImageIO.ScaledSize(w, h, edge);
+            pixels = Math.Max(pixels, (long)sw * sh);
+            long decode = ((long)w * h + ((long)sw * sh)) * ImageIO.DecodeBytesPerPixel;
+            if (have > 0 && decode > have * 0.9)
+            {
+                throw new StyleTransferException(
+                    $"{what} '{path}' ({w}x{h}) needs about {decode / 1e9:F0} GB of memory to decode and scale, and this machine has {have / 1e9:F0} GB");
+            }
+        }
+
+        if (device.type != DeviceType.CPU)
+        {
+            return;
+        }
+
+        long need = NetworkFactory.EstimateWorkingBytes(options.Network, pixels);
+        if (have > 0 && need > have * 0.9)
+        {
+            throw new StyleTransferException(
+                $"--size {options.Size} needs about {need / 1e9:F0} GB of memory with {options.Network}, and this machine has {have / 1e9:F0} GB; use a smaller --size");
+        }
+    }
+}
