@@ -13,11 +13,11 @@ namespace StyleTransfer.Cli;
 internal sealed class OptionSet
 {
     public readonly Option<int> Size = new("--size") { Description = "Long edge of the output in pixels", DefaultValueFactory = _ => 512 };
-    public readonly Option<int> Iterations = new("--iterations", "-n") { Description = "Optimiser iterations (default: the network's; 500 for vgg19)" };
+    public readonly Option<int> Iterations = new("--iterations", "-n") { Description = $"Optimiser iterations, at the last scale ({ByNetwork(o => o.Iterations.ToString(CultureInfo.InvariantCulture))})" };
     public readonly Option<double> ContentWeight = new("--content-weight") { Description = "α, the content weight (default 1)" };
-    public readonly Option<double> StyleWeight = new("--style-weight") { Description = "β, the style weight (default 1000)" };
+    public readonly Option<double> StyleWeight = new("--style-weight") { Description = $"β, the style weight ({ByNetwork(o => Num(o.StyleWeight))})" };
     public readonly Option<double?> Ratio = new("--ratio") { Description = "α/β: sets α to ratio × β (the paper's default is 1e-3)" };
-    public readonly Option<double> TvWeight = new("--tv-weight") { Description = "Total-variation weight (0: off, as in the paper)" };
+    public readonly Option<double> TvWeight = new("--tv-weight") { Description = $"Total-variation weight, 0: off, as in the paper ({ByNetwork(o => Num(o.TvWeight))})" };
     public readonly Option<string> ContentLayers = new("--content-layers") { Description = "Comma-separated content layers (default: the network's; relu4_2 for vgg19)" };
     public readonly Option<string> StyleLayers = new("--style-layers") { Description = "Comma-separated style layers (default: the network's; relu1_1…relu5_1 for vgg19)" };
     public readonly Option<string?> StyleLayerWeights = new("--style-layer-weights") { Description = "Comma-separated w_l, one per style layer (default: equal, 1/L)" };
@@ -37,20 +37,23 @@ internal sealed class OptionSet
     public readonly Option<int> SaveEvery = new("--save-every") { Description = "Also write OUT-NNNN.ext every N iterations" };
     public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
     public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
-    public readonly Option<double> StyleScale = new("--style-scale") { Description = "Style image size relative to the output size (default 1)" };
+    public readonly Option<double> StyleScale = new("--style-scale") { Description = $"Style image size relative to the output size ({ByNetwork(o => Num(o.StyleScale))})" };
     public readonly Option<string> Precision = new Option<string>("--precision") { Description = "Network arithmetic: fp32, bf16 or fp16 (fp16: CUDA only); Grams, losses and the optimiser stay fp32/fp64", DefaultValueFactory = _ => "fp32" }.AcceptOnlyFromAmong("fp32", "bf16", "fp16");
     public readonly Option<string> StyleLoss = new Option<string>("--style-loss") { Description = "Style statistic: gram (the paper) or w2 (Wasserstein-2 between Gaussian fits of the features) (default gram)" }.AcceptOnlyFromAmong("gram", "w2");
+    public readonly Option<bool> AntiAlias = new("--anti-alias") { Description = $"Low-pass the image before the network (luminance 3×3, chroma 5×5 binomial): the optimiser cannot paint a 2-pixel lattice or pixel-sized colour speckle (true/false; {ByNetwork(o => o.AntiAlias ? "true" : "false")})" };
+    public readonly Option<bool> SizeInvariant = new("--size-invariant") { Description = $"Content and TV losses per pixel (scaled to 512×512) instead of summed, so α/β means the same at every size and scale (true/false; {ByNetwork(o => o.SizeInvariant ? "true" : "false")})" };
+    public readonly Option<int> ScaleStart = new("--scale-start") { Description = $"Long edge of the first scale of --scales auto, in pixels ({ByNetwork(o => o.ScaleStart.ToString(CultureInfo.InvariantCulture))})" };
     public readonly Option<string> Padding = new Option<string>("--padding") { Description = "Padding of the network's first convolution: zero (default) or replicate" }.AcceptOnlyFromAmong("zero", "replicate");
 
     // Pipeline options: only the stylize command itself takes them (AddPipelineTo).
     public readonly Option<string> PreserveColor = new Option<string>("--preserve-color") { Description = "Keep the content's colours: none (default), luminance (transfer on luminance, content chroma) or histogram (style recoloured to the content's colour mean and covariance)" }.AcceptOnlyFromAmong("none", "luminance", "histogram");
-    public readonly Option<string> Scales = new("--scales") { Description = "Coarse to fine: auto (from about 128 px, ×√2 per scale, up to --size) or a number of scales (default 1)" };
+    public readonly Option<string> Scales = new("--scales") { Description = $"Coarse to fine: auto (from about --scale-start px, ×√2 per scale, up to --size) or a number of scales; 1: single scale, as in the paper ({ByNetwork(o => o.Scales == StyleTransferOptions.AutoScales ? "auto" : o.Scales.ToString(CultureInfo.InvariantCulture))})" };
 
     public IEnumerable<Option> All =>
     [
         Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
         Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, FeatureTransform,
-        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss, Padding,
+        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss, Padding, AntiAlias, SizeInvariant, ScaleStart,
     ];
 
     /// <summary>Adds the options that only the full stylize pipeline honours (colour preservation, scales).</summary>
@@ -201,6 +204,21 @@ internal sealed class OptionSet
             o = o with { StyleLoss = Enum.Parse<StyleLossKind>(p.GetValue(StyleLoss)!, ignoreCase: true) };
         }
 
+        if (Given(p, ScaleStart))
+        {
+            o = o with { ScaleStart = p.GetValue(ScaleStart) };
+        }
+
+        if (Given(p, SizeInvariant))
+        {
+            o = o with { SizeInvariant = p.GetValue(SizeInvariant) };
+        }
+
+        if (Given(p, AntiAlias))
+        {
+            o = o with { AntiAlias = p.GetValue(AntiAlias) };
+        }
+
         if (Given(p, Padding))
         {
             o = o with { Padding = Enum.Parse<FirstConvPadding>(p.GetValue(Padding)!, ignoreCase: true) };
@@ -242,6 +260,12 @@ internal sealed class OptionSet
 
         throw new StyleTransferException($"--scales must be auto or a whole number of 1 or more, not '{v}'");
     }
+
+    /// <summary>Help text for a default that depends on the network: "default: 500 for vgg19, 150 for resnet18", from the library's own defaults.</summary>
+    private static string Num(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+
+    private static string ByNetwork(Func<StyleTransferOptions, string> value) =>
+        "default: " + string.Join(", ", new[] { "vgg19", "resnet18" }.Select(n => $"{value(NetworkFactory.DefaultOptions(n))} for {n}"));
 
     private static bool Given(ParseResult p, Option option) => p.GetResult(option) is { Implicit: false };
 

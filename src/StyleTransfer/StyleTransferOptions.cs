@@ -172,25 +172,51 @@ public sealed record StyleTransferOptions
     /// <summary>Padding of the feature network's first convolution.</summary>
     public FirstConvPadding Padding { get; init; } = FirstConvPadding.Zero;
 
+    /// <summary>
+    /// Low-pass the image (3×3 binomial) before the feature network, so the losses cannot see or
+    /// paint a 2-pixel lattice (see <see cref="Networks.AntiAliasedInput"/>). Off: the network sees
+    /// the pixels as they are, as in the paper.
+    /// </summary>
+    public bool AntiAlias { get; init; }
+
+    /// <summary>
+    /// Content and total-variation losses per pixel, scaled to a <see cref="BalanceArea"/>-pixel image,
+    /// instead of summed over the image: the style terms do not grow with the image, so with plain
+    /// sums every doubling of the size makes the content four times stronger against the style (a
+    /// 1024 px output is less stylised than a 512 px one, and the coarse scales of a coarse-to-fine
+    /// run are stylised far more than the last). On: α/β means the same at every size and scale.
+    /// Off: the paper's sums.
+    /// </summary>
+    public bool SizeInvariant { get; init; }
+
+    /// <summary>The image area (512 × 512 pixels) at which <see cref="SizeInvariant"/> losses equal the plain sums.</summary>
+    public const int BalanceArea = 512 * 512;
+
+    /// <summary>The factor on the content and TV sums for an image of <paramref name="height"/> × <paramref name="width"/>: 1 unless <see cref="SizeInvariant"/>.</summary>
+    public double PixelLossScale(long height, long width) => SizeInvariant ? BalanceArea / (double)(height * width) : 1.0;
+
     /// <summary>The value of <see cref="Scales"/> that picks the number of scales from <see cref="Size"/>.</summary>
     public const int AutoScales = 0;
 
-    /// <summary>Long edge of the smallest scale that <see cref="AutoScales"/> starts from (at least this, below √2 × this).</summary>
+    /// <summary>The default of <see cref="ScaleStart"/>.</summary>
     public const int AutoScaleStart = 128;
+
+    /// <summary>Long edge of the smallest scale that <see cref="AutoScales"/> starts from (at least this, below √2 × this).</summary>
+    public int ScaleStart { get; init; } = AutoScaleStart;
 
     /// <summary>The smallest long edge any scale may have.</summary>
     public const int MinScaleSize = 32;
 
     /// <summary>
     /// The long edge of every scale, smallest first, ending at <see cref="Size"/>: Size / √2^k rounded.
-    /// Auto: as many as keep the smallest at or above <see cref="AutoScaleStart"/> (one when Size is below 181).
+    /// Auto: as many as keep the smallest at or above <see cref="ScaleStart"/> (one when Size is below √2 × it).
     /// </summary>
     public IReadOnlyList<int> ScaleSizes
     {
         get
         {
             int count = Scales == AutoScales
-                ? 1 + (int)Math.Floor((Math.Log(Size / (double)AutoScaleStart) / Math.Log(Math.Sqrt(2))) + 1e-9)
+                ? 1 + (int)Math.Floor((Math.Log(Size / (double)ScaleStart) / Math.Log(Math.Sqrt(2))) + 1e-9)
                 : Scales;
             count = Math.Max(1, count);
             return [.. Enumerable.Range(0, count).Select(k => (int)Math.Round(Size / Math.Pow(Math.Sqrt(2), count - 1 - k)))];
@@ -337,6 +363,7 @@ public sealed record StyleTransferOptions
         Require(Enum.IsDefined(PreserveColor), $"--preserve-color must be none, luminance or histogram, not {PreserveColor}");
         Require(Enum.IsDefined(Padding), $"--padding must be zero or replicate, not {Padding}");
         Require(Scales >= 0, $"--scales must be auto or a count of 1 or more, not {Scales}");
+        Require(ScaleStart >= MinScaleSize, $"--scale-start must be at least {MinScaleSize} px, not {ScaleStart}");
         if (Scales > 1)
         {
             int smallest = (int)Math.Round(Size / Math.Pow(Math.Sqrt(2), Scales - 1));

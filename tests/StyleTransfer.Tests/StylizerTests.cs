@@ -8,7 +8,7 @@ namespace StyleTransfer.Tests;
 /// <summary>The optimisation loop on the narrow fixture VGG-19 and small images.</summary>
 public sealed class StylizerTests
 {
-    private static readonly StyleTransferOptions Base = new StyleTransferOptions { Size = 64, Iterations = 20, Seed = 7, Threads = 2 }.Validate();
+    internal static readonly StyleTransferOptions Base = new StyleTransferOptions { Size = 64, Iterations = 20, Seed = 7, Threads = 2 }.Validate();
 
     public StylizerTests() => TorchRuntime.EnsureLoaded();
 
@@ -143,11 +143,11 @@ public sealed class StylizerTests
         return d.ToDouble() == 0;
     }
 
-    internal static StylizeResult Run(StyleTransferOptions options, IProgress<IterationReport>? progress = null, Action<int, Tensor>? snapshot = null, CancellationToken cancellation = default)
+    internal static StylizeResult Run(StyleTransferOptions options, IProgress<IterationReport>? progress = null, Action<int, Tensor>? snapshot = null, CancellationToken cancellation = default, int width = 64, int height = 43)
     {
         torch.set_num_threads(2);
         using Vgg19 net = Vgg19.Load(TestPaths.NarrowPth, options.Pooling);
-        using Tensor content = TestImages.SceneTensor(64, 43), style = TestImages.StripesTensor(48, 48);
+        using Tensor content = TestImages.SceneTensor(width, height), style = TestImages.StripesTensor(48, 48);
         return Stylizer.Run(content, style, net, options, progress, cancellation, snapshot);
     }
 

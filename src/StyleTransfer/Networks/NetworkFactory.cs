@@ -60,7 +60,16 @@ public static class NetworkFactory
                 StyleWeight = 1e8,
                 Init = InitMode.Content,
                 LineSearch = true,
-                Iterations = 200,
+
+                // The clean, size-independent recipe (docs/quality.md): anti-aliased input, content and
+                // TV per pixel, a light TV, coarse to fine from about 256 px, the style image at 1.5×.
+                AntiAlias = true,
+                SizeInvariant = true,
+                TvWeight = 1,
+                Scales = StyleTransferOptions.AutoScales,
+                ScaleStart = 256,
+                StyleScale = 1.5,
+                Iterations = 150,
             },
             ["relu1", "layer1_1", "layer2_1", "layer3_1", "layer4_2"],
             ["relu1", "layer1_1", "layer2_1", "layer3_1", "layer4_2"]),
@@ -195,7 +204,8 @@ public static class NetworkFactory
         try
         {
             net.Padding = options.Padding;
-            return MixedPrecisionNetwork.Wrap(net, options.Precision);
+            IFeatureNetwork wrapped = MixedPrecisionNetwork.Wrap(net, options.Precision);
+            return options.AntiAlias ? new AntiAliasedInput(wrapped) : wrapped;
         }
         catch
         {

@@ -270,6 +270,8 @@ public sealed class Checkpoint : IDisposable
             ["--style-scale"] = G(o.StyleScale),
             ["--preserve-color"] = L(o.PreserveColor.ToString()),
             ["--padding"] = L(o.Padding.ToString()),
+            ["--anti-alias"] = o.AntiAlias ? "on" : "off",
+            ["--size-invariant"] = o.SizeInvariant ? "on" : "off",
             ["--content-layers"] = string.Join(",", o.ContentLayers),
             ["--style-layers"] = string.Join(",", o.StyleLayers),
             ["--style-layer-weights"] = string.Join(",", o.EffectiveStyleLayerWeights.Select(G)),

@@ -413,6 +413,7 @@ public static class Stylizer
         }
 
         using StyleTerms styleTerms = StyleTerms.Build(targets, styleLayers, options, size, masks, device);
+        double pixelScale = options.PixelLossScale(size.Height, size.Width);
         Tensor initial = stage.Start is { } start ? start.detach().clone() : InitialImage(options.Init, size, content, style, seed);
         using Parameter x = new(initial.to(device), requires_grad: true);
         using Lbfgs? lbfgs = options.Optimizer == OptimizerKind.Lbfgs
@@ -477,6 +478,11 @@ public static class Stylizer
                     Tensor ls = styleTerms.Loss(feats, device);
 
                     Tensor ltv = options.TvWeight > 0 ? TotalVariation.Compute(x) : torch.zeros(1, device: device);
+                    if (pixelScale != 1)
+                    {
+                        (lc, ltv) = (lc * pixelScale, ltv * pixelScale);
+                    }
+
                     Tensor loss = (lc * options.ContentWeight) + (ls * options.StyleWeight) + (ltv * options.TvWeight);
                     loss.backward();
 

@@ -1,0 +1,107 @@
+using StyleTransfer.Networks;
+using StyleTransfer.Optimization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StyleTransfer.Tests;
+
+/// <summary>The parts of the default recipe that keep outputs clean and the same at every size: anti-aliased input, size-invariant losses, the scale ladder.</summary>
+public sealed class QualityRecipeTests
+{
+    public QualityRecipeTests() => TorchRuntime.EnsureLoaded();
+
+    [Fact]
+    public void TheBinomialFilterMapsATwoPixelCheckerboardToFlatGrey()
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor board = (torch.arange(16).reshape(16, 1) + torch.arange(16).reshape(1, 16)).remainder(2).to(ScalarType.Float32).expand(1, 3, 16, 16).contiguous();
+        Tensor kernel = (torch.tensor(new float[] { 1, 2, 1 }) / 4f).outer(torch.tensor(new float[] { 1, 2, 1 }) / 4f).reshape(1, 1, 3, 3);
+        Tensor blurred = AntiAliasedInput.Blur(board, kernel);
+        Assert.Equal(board.shape, blurred.shape);
+
+        // Interior: every output is (4·v + 4·(1−v)·… ) / 16 = 0.5 exactly; the border repeats edge pixels.
+        Tensor interior = blurred[.., .., 1..^1, 1..^1];
+        Assert.Equal(0.5, interior.min().ToDouble(), 6);
+        Assert.Equal(0.5, interior.max().ToDouble(), 6);
+
+        // A smooth ramp passes unchanged in the interior (the filter sums to 1 and is symmetric).
+        Tensor ramp = torch.linspace(0, 1, 16).reshape(1, 1, 1, 16).expand(1, 3, 16, 16).contiguous();
+        Tensor rampOut = AntiAliasedInput.Blur(ramp, kernel);
+        Assert.True((rampOut - ramp)[.., .., .., 1..^1].abs().max().ToDouble() < 1e-6);
+    }
+
+    [Fact]
+    public void TheFilterKeepsFlatColoursAndRemovesAColourCheckerboardOfConstantLuminance()
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor flat = torch.tensor(new float[] { 0.8f, 0.3f, 0.1f }).reshape(1, 3, 1, 1).expand(1, 3, 12, 12).contiguous();
+        Assert.True((AntiAliasedInput.Filter(flat) - flat).abs().max().ToDouble() < 1e-6);
+
+        // Two colours of equal BT.601 luminance (0.5) in a 1-pixel checkerboard: pure chroma at the Nyquist frequency.
+        Tensor board = (torch.arange(12).reshape(12, 1) + torch.arange(12).reshape(1, 12)).remainder(2).to(ScalarType.Float32);
+        Tensor magenta = torch.tensor(new float[] { 0.9f, 0.5f - (0.4f * 0.299f / 0.587f), 0.5f }).reshape(3, 1, 1);
+        Tensor luma = (0.299f * magenta[0]) + (0.587f * magenta[1]) + (0.114f * magenta[2]);
+        Assert.Equal(0.5, luma.ToDouble(), 5);
+        Tensor green = (2 * 0.5f) - magenta;
+        Tensor image = ((board * magenta) + ((1 - board) * green)).unsqueeze(0);
+        Tensor filtered = AntiAliasedInput.Filter(image)[.., .., 2..^2, 2..^2];
+        Assert.True((filtered - 0.5f).abs().max().ToDouble() < 1e-5, "the colour checkerboard survived the filter");
+    }
+
+    [Fact]
+    public void TheWrappedNetworkCannotSeeACheckerboardAddedToTheImage()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var net = new AntiAliasedInput(Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg));
+        Tensor image = TestImages.SceneTensor(32, 32);
+        Tensor board = (torch.arange(32).reshape(32, 1) + torch.arange(32).reshape(1, 32)).remainder(2).to(ScalarType.Float32) - 0.5f;
+        Tensor noisy = image + (0.2f * board.expand(1, 3, 32, 32));
+        Tensor a = net.Extract(image, ["relu1_1"])["relu1_1"];
+        Tensor b = net.Extract(noisy, ["relu1_1"])["relu1_1"];
+
+        // relu1_1 is a 3×3 convolution of the filtered image (5×5 on chroma): away from a 3-pixel border it is unchanged.
+        double inner = (a - b)[.., .., 3..^3, 3..^3].abs().max().ToDouble();
+        Assert.True(inner < 1e-5, $"interior features moved by {inner:E2}");
+
+        // Without the filter the same checkerboard moves them a lot.
+        using Vgg19 plain = Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg);
+        double seen = (plain.Extract(image, ["relu1_1"])["relu1_1"] - plain.Extract(noisy, ["relu1_1"])["relu1_1"]).abs().max().ToDouble();
+        Assert.True(seen > 1e-2, $"plain network moved by only {seen:E2}");
+    }
+
+    [Theory]
+    [InlineData(64, 43)]
+    [InlineData(32, 22)]
+    public void SizeInvariantLossesArePerPixelScaledToA512By512Image(int width, int height)
+    {
+        StyleTransferOptions o = StylizerTests.Base with { Iterations = 1, Init = InitMode.Noise };
+        Assert.Equal(1.0, o.PixelLossScale(height, width));
+        Assert.Equal(512.0 * 512 / (height * width), (o with { SizeInvariant = true }).PixelLossScale(height, width), 12);
+
+        using StylizeResult sum = StylizerTests.Run(o with { TvWeight = 1 }, width: width, height: height);
+        using StylizeResult perPixel = StylizerTests.Run(o with { TvWeight = 1, SizeInvariant = true }, width: width, height: height);
+        double factor = 512.0 * 512 / (height * width);
+        IterationReport s = sum.History[0], p = perPixel.History[0];
+        Assert.Equal(s.Content * factor, p.Content, s.Content * factor * 1e-5);
+        Assert.Equal(s.Tv * factor, p.Tv, s.Tv * factor * 1e-4);
+        Assert.Equal(s.Style, p.Style, s.Style * 1e-6);
+    }
+
+    [Theory]
+    [InlineData(512, 256, new[] { 256, 362, 512 })]
+    [InlineData(1024, 256, new[] { 256, 362, 512, 724, 1024 })]
+    [InlineData(300, 256, new[] { 300 })]
+    [InlineData(512, 128, new[] { 128, 181, 256, 362, 512 })]
+    public void AutoScalesStartAtTheScaleStart(int size, int start, int[] expected)
+    {
+        var o = new StyleTransferOptions { Size = size, Scales = StyleTransferOptions.AutoScales, ScaleStart = start };
+        Assert.Equal(expected, o.Validate().ScaleSizes);
+    }
+
+    [Fact]
+    public void AScaleStartBelowTheSmallestScaleIsRefused()
+    {
+        var e = Assert.Throws<StyleTransferException>(() => new StyleTransferOptions { ScaleStart = 16 }.Validate());
+        Assert.Equal("--scale-start must be at least 32 px, not 16", e.Message);
+    }
+}
