@@ -18,6 +18,7 @@ internal sealed class OptionSet
     public readonly Option<double> StyleWeight = new("--style-weight") { Description = $"β, the style weight ({ByNetwork(o => Num(o.StyleWeight))})" };
     public readonly Option<double?> Ratio = new("--ratio") { Description = "α/β: sets α to ratio × β (the paper's default is 1e-3)" };
     public readonly Option<double> TvWeight = new("--tv-weight") { Description = $"Total-variation weight, 0: off, as in the paper ({ByNetwork(o => Num(o.TvWeight))})" };
+    public readonly Option<double> TvChromaWeight = new("--tv-chroma-weight") { Description = $"Total-variation weight on the colour differences only: smooths colour speckle, not strokes ({ByNetwork(o => Num(o.TvChromaWeight))})" };
     public readonly Option<string> ContentLayers = new("--content-layers") { Description = "Comma-separated content layers (default: the network's; relu4_2 for vgg19)" };
     public readonly Option<string> StyleLayers = new("--style-layers") { Description = "Comma-separated style layers (default: the network's; relu1_1…relu5_1 for vgg19)" };
     public readonly Option<string?> StyleLayerWeights = new("--style-layer-weights") { Description = "Comma-separated w_l, one per style layer (default: equal, 1/L)" };
@@ -51,7 +52,7 @@ internal sealed class OptionSet
 
     public IEnumerable<Option> All =>
     [
-        Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
+        Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, TvChromaWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
         Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, FeatureTransform,
         SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss, Padding, AntiAlias, SizeInvariant, ScaleStart,
     ];
@@ -127,6 +128,11 @@ internal sealed class OptionSet
             }
 
             o = o with { ContentWeight = ratio * o.StyleWeight };
+        }
+
+        if (Given(p, TvChromaWeight))
+        {
+            o = o with { TvChromaWeight = p.GetValue(TvChromaWeight) };
         }
 
         if (Given(p, TvWeight))

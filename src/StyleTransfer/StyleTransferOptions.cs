@@ -100,6 +100,13 @@ public sealed record StyleTransferOptions
     /// <summary>Weight of the squared total-variation term (0: off, as in the paper).</summary>
     public double TvWeight { get; init; }
 
+    /// <summary>
+    /// Weight of a squared total-variation term on the colour differences alone (B−Y, R−Y; see
+    /// <see cref="Losses.TotalVariation.ComputeChroma"/>): smooths colour speckle, leaves strokes of
+    /// light and dark alone (0: off, as in the paper).
+    /// </summary>
+    public double TvChromaWeight { get; init; }
+
     /// <summary>Layers whose features are matched for content.</summary>
     public IReadOnlyList<string> ContentLayers { get; init; } = PaperContentLayers;
 
@@ -300,6 +307,7 @@ public sealed record StyleTransferOptions
         RequireWeight(ContentWeight, "--content-weight");
         RequireWeight(StyleWeight, "--style-weight");
         RequireWeight(TvWeight, "--tv-weight");
+        RequireWeight(TvChromaWeight, "--tv-chroma-weight");
         Require(ContentWeight > 0 || StyleWeight > 0 || TvWeight > 0, "at least one of --content-weight, --style-weight and --tv-weight must be above 0");
         Require(ContentLayers.Count > 0 || ContentWeight == 0, "--content-layers is empty");
         Require(StyleLayers.Count > 0 || StyleWeight == 0, "--style-layers is empty");

@@ -1,3 +1,4 @@
+using StyleTransfer.Losses;
 using StyleTransfer.Networks;
 using StyleTransfer.Optimization;
 using TorchSharp;
@@ -85,6 +86,35 @@ public sealed class QualityRecipeTests
         Assert.Equal(s.Content * factor, p.Content, s.Content * factor * 1e-5);
         Assert.Equal(s.Tv * factor, p.Tv, s.Tv * factor * 1e-4);
         Assert.Equal(s.Style, p.Style, s.Style * 1e-6);
+    }
+
+    [Fact]
+    public void ChromaTotalVariationIsZeroForAnyGreyImageAndCountsColourEdges()
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor grey = torch.rand(1, 1, 16, 16, generator: new Generator(5)).expand(1, 3, 16, 16).contiguous();
+        Assert.True(TotalVariation.Compute(grey).ToDouble() > 1, "the grey test image has no edges");
+        Assert.True(TotalVariation.ComputeChroma(grey).ToDouble() < 1e-9);
+
+        // One vertical edge between two colours of equal luminance: B−Y changes by ΔB, R−Y by ΔR, 16 rows.
+        Tensor left = torch.tensor(new float[] { 0.9f, 0.5f - (0.4f * 0.299f / 0.587f), 0.5f }).reshape(1, 3, 1, 1);
+        Tensor right = 1 - left;
+        Tensor image = torch.cat([left.expand(1, 3, 16, 8), right.expand(1, 3, 16, 8)], 3);
+        double dr = 1 - (2 * 0.9), db = 0;
+        Assert.Equal(16 * ((dr * dr) + (db * db)), TotalVariation.ComputeChroma(image).ToDouble(), 4);
+    }
+
+    [Fact]
+    public void TheChromaTermEntersTheTotalWithItsWeightAndThePixelScale()
+    {
+        StyleTransferOptions o = StylizerTests.Base with { Iterations = 1, Init = InitMode.Content, SizeInvariant = true };
+        using StylizeResult off = StylizerTests.Run(o);
+        using StylizeResult on = StylizerTests.Run(o with { TvChromaWeight = 3 });
+        using Tensor content = TestImages.SceneTensor(64, 43);
+        double expected = 3 * o.PixelLossScale(43, 64) * TotalVariation.ComputeChroma(content).ToDouble();
+        Assert.True(expected > 0);
+        Assert.Equal(off.History[0].Total + expected, on.History[0].Total, expected * 1e-4);
+        Assert.Equal(off.History[0].Tv, on.History[0].Tv);
     }
 
     [Theory]

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace StyleTransfer.Losses;
@@ -12,5 +13,20 @@ public static class TotalVariation
         using Tensor dy = image.narrow(-2, 1, h - 1) - image.narrow(-2, 0, h - 1);
         using Tensor dx = image.narrow(-1, 1, w - 1) - image.narrow(-1, 0, w - 1);
         return dy.square().sum() + dx.square().sum();
+    }
+
+    /// <summary>
+    /// The same on the colour differences B−Y and R−Y (BT.601 luma Y): zero for any grey image,
+    /// whatever its luminance, so weighting it smooths pixel-sized colour speckle without blurring
+    /// edges or strokes of light and dark.
+    /// </summary>
+    /// <param name="image">[1,3,H,W], RGB.</param>
+    public static Tensor ComputeChroma(Tensor image)
+    {
+        using Tensor r = image.narrow(1, 0, 1), g = image.narrow(1, 1, 1), b = image.narrow(1, 2, 1);
+        using Tensor y = (r * 0.299) + (g * 0.587) + (b * 0.114);
+        using Tensor cb = b - y, cr = r - y;
+        using Tensor chroma = torch.cat([cb, cr], 1);
+        return Compute(chroma);
     }
 }

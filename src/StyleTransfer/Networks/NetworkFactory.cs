@@ -66,6 +66,7 @@ public static class NetworkFactory
                 AntiAlias = true,
                 SizeInvariant = true,
                 TvWeight = 1,
+                TvChromaWeight = 4,
                 Scales = StyleTransferOptions.AutoScales,
                 ScaleStart = 256,
                 StyleScale = 1.5,

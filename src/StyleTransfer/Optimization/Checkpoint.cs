@@ -278,6 +278,7 @@ public sealed class Checkpoint : IDisposable
             ["--content-weight"] = G(o.ContentWeight),
             ["--style-weight"] = G(o.StyleWeight),
             ["--tv-weight"] = G(o.TvWeight),
+            ["--tv-chroma-weight"] = G(o.TvChromaWeight),
             ["--feature-transform"] = L(o.FeatureTransform.ToString()),
             ["--softmax-temperature"] = G(o.SoftmaxTemperature),
             ["--style-normalization"] = L(o.StyleNormalization.ToString()),

@@ -484,6 +484,12 @@ public static class Stylizer
                     }
 
                     Tensor loss = (lc * options.ContentWeight) + (ls * options.StyleWeight) + (ltv * options.TvWeight);
+                    if (options.TvChromaWeight > 0)
+                    {
+                        // In the total only; the report's tv is the plain term.
+                        loss = loss + (TotalVariation.ComputeChroma(x) * (options.TvChromaWeight * pixelScale));
+                    }
+
                     loss.backward();
 
                     // One host sync per evaluation: the numbers are needed for the NaN check and the report.
