@@ -1,4 +1,4 @@
-using TorchSharp;
+using StyleTransfer.Imaging;
 using static TorchSharp.torch;
 
 namespace StyleTransfer.Losses;
@@ -23,10 +23,7 @@ public static class TotalVariation
     /// <param name="image">[1,3,H,W], RGB.</param>
     public static Tensor ComputeChroma(Tensor image)
     {
-        using Tensor r = image.narrow(1, 0, 1), g = image.narrow(1, 1, 1), b = image.narrow(1, 2, 1);
-        using Tensor y = (r * 0.299) + (g * 0.587) + (b * 0.114);
-        using Tensor cb = b - y, cr = r - y;
-        using Tensor chroma = torch.cat([cb, cr], 1);
+        using Tensor chroma = Bt601.ColorDifferences(image);
         return Compute(chroma);
     }
 }

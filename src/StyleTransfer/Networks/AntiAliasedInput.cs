@@ -1,3 +1,4 @@
+using StyleTransfer.Imaging;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -16,28 +17,15 @@ namespace StyleTransfer.Networks;
 /// speckle. Content and style targets pass through the same filter, so the losses compare like with
 /// like; the output image itself is never blurred (it keeps the starting image's detail).
 /// </summary>
-public sealed class AntiAliasedInput : IFeatureNetwork
+public sealed class AntiAliasedInput : FeatureNetworkWrapper
 {
-    private readonly IFeatureNetwork inner;
     private Filters filters;
 
     /// <summary>Takes ownership of <paramref name="inner"/>.</summary>
     public AntiAliasedInput(IFeatureNetwork inner)
+        : base(inner)
     {
-        this.inner = inner;
         filters = new Filters(inner.Device);
-    }
-
-    public string Name => inner.Name;
-
-    public IReadOnlyList<string> TapNames => inner.TapNames;
-
-    public Device Device => inner.Device;
-
-    public FirstConvPadding Padding
-    {
-        get => inner.Padding;
-        set => inner.Padding = value;
     }
 
     /// <summary>A depthwise blur of every channel of a [N,C,H,W] image with a square kernel [1,1,k,k], edges repeated.</summary>
@@ -71,48 +59,37 @@ public sealed class AntiAliasedInput : IFeatureNetwork
         return f.Apply(image);
     }
 
-    public void MoveTo(Device device, ScalarType? dtype = null)
+    public override void MoveTo(Device device, ScalarType? dtype = null)
     {
-        inner.MoveTo(device, dtype);
+        Inner.MoveTo(device, dtype);
         filters.Dispose();
         filters = new Filters(device);
     }
 
-    public Dictionary<string, Tensor> Extract(Tensor image, IReadOnlyCollection<string> taps)
+    public override Dictionary<string, Tensor> Extract(Tensor image, IReadOnlyCollection<string> taps)
     {
         using Tensor filtered = filters.Apply(image);
-        return inner.Extract(filtered, taps);
+        return Inner.Extract(filtered, taps);
     }
 
-    public void Dispose()
+    protected override void Dispose(bool disposing)
     {
-        filters.Dispose();
-        inner.Dispose();
+        if (disposing)
+        {
+            filters.Dispose();
+        }
+
+        base.Dispose(disposing);
     }
 
     private sealed class Filters : IDisposable
     {
-        // BT.601 luma and the unscaled colour differences B−Y, R−Y, and back.
-        private static readonly float[,] ToYcc =
-        {
-            { 0.299f, 0.587f, 0.114f },
-            { -0.299f, -0.587f, 0.886f },
-            { 0.701f, -0.587f, -0.114f },
-        };
-
-        private static readonly float[,] FromYcc =
-        {
-            { 1f, 0f, 1f },
-            { 1f, -0.114f / 0.587f, -0.299f / 0.587f },
-            { 1f, 1f, 0f },
-        };
-
         private readonly Tensor toYcc, fromYcc, luma, chroma;
 
         public Filters(Device device)
         {
-            toYcc = torch.tensor(ToYcc).reshape(3, 3, 1, 1).to(device);
-            fromYcc = torch.tensor(FromYcc).reshape(3, 3, 1, 1).to(device);
+            toYcc = torch.tensor(Bt601.ToYcc).reshape(3, 3, 1, 1).to(device);
+            fromYcc = torch.tensor(Bt601.FromYcc).reshape(3, 3, 1, 1).to(device);
             luma = Binomial(3).to(device);
             chroma = Binomial(5).to(device);
         }

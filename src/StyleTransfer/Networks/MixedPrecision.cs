@@ -28,14 +28,12 @@ public enum Precision
 /// activation in and out of their blocked format (TorchSharp has no memory_format argument; a
 /// permute-copy-permute gives the same strides).
 /// </summary>
-public sealed class MixedPrecisionNetwork : IFeatureNetwork
+public sealed class MixedPrecisionNetwork : FeatureNetworkWrapper
 {
-    private readonly IFeatureNetwork inner;
-
     /// <summary>Takes ownership of <paramref name="inner"/> and converts its weights to <paramref name="dtype"/>.</summary>
     public MixedPrecisionNetwork(IFeatureNetwork inner, ScalarType dtype, bool channelsLast = false)
+        : base(inner)
     {
-        this.inner = inner;
         DType = dtype;
         ChannelsLast = channelsLast;
         inner.MoveTo(inner.Device, dtype);
@@ -46,18 +44,6 @@ public sealed class MixedPrecisionNetwork : IFeatureNetwork
 
     /// <summary>Whether the image goes in NHWC-strided.</summary>
     public bool ChannelsLast { get; }
-
-    public string Name => inner.Name;
-
-    public IReadOnlyList<string> TapNames => inner.TapNames;
-
-    public Device Device => inner.Device;
-
-    public FirstConvPadding Padding
-    {
-        get => inner.Padding;
-        set => inner.Padding = value;
-    }
 
     /// <summary>The scalar type of a precision.</summary>
     public static ScalarType TypeOf(Precision precision) => precision switch
@@ -93,9 +79,9 @@ public sealed class MixedPrecisionNetwork : IFeatureNetwork
         precision == Precision.Fp32 && !channelsLast ? net : new MixedPrecisionNetwork(net, TypeOf(precision), channelsLast);
 
     /// <summary>Moves the weights; they keep this wrapper's precision whatever <paramref name="dtype"/> says.</summary>
-    public void MoveTo(Device device, ScalarType? dtype = null) => inner.MoveTo(device, DType);
+    public override void MoveTo(Device device, ScalarType? dtype = null) => Inner.MoveTo(device, DType);
 
-    public Dictionary<string, Tensor> Extract(Tensor image, IReadOnlyCollection<string> taps)
+    public override Dictionary<string, Tensor> Extract(Tensor image, IReadOnlyCollection<string> taps)
     {
         // The image goes in as float32: each network converts it where its reduced-precision
         // layers begin (ResNet-18 keeps its input stage in float32, the others convert at once).
@@ -105,7 +91,7 @@ public sealed class MixedPrecisionNetwork : IFeatureNetwork
             input = TensorLayout.ToChannelsLast(input);
         }
 
-        Dictionary<string, Tensor> feats = inner.Extract(input, taps);
+        Dictionary<string, Tensor> feats = Inner.Extract(input, taps);
         foreach (string tap in feats.Keys.ToList())
         {
             // float32 out. The layout is kept: the Gram reads a channels-last map without a copy,
@@ -116,5 +102,4 @@ public sealed class MixedPrecisionNetwork : IFeatureNetwork
         return feats;
     }
 
-    public void Dispose() => inner.Dispose();
 }
