@@ -48,13 +48,14 @@ internal sealed class OptionSet
 
     // Pipeline options: only the stylize command itself takes them (AddPipelineTo).
     public readonly Option<string> PreserveColor = new Option<string>("--preserve-color") { Description = "Keep the content's colours: none (default), luminance (transfer on luminance, content chroma) or histogram (style recoloured to the content's colour mean and covariance)" }.AcceptOnlyFromAmong("none", "luminance", "histogram");
+    public readonly Option<int> StyleAnchor = new("--style-anchor") { Description = $"Outputs larger than this many pixels keep the look of this size: half the style loss is taken on the image scaled down to it; 0: off ({ByNetwork(o => o.StyleAnchor.ToString(CultureInfo.InvariantCulture))})" };
     public readonly Option<string> Scales = new("--scales") { Description = $"Coarse to fine: auto (from about --scale-start px, ×√2 per scale, up to --size) or a number of scales; 1: single scale, as in the paper ({ByNetwork(o => o.Scales == StyleTransferOptions.AutoScales ? "auto" : o.Scales.ToString(CultureInfo.InvariantCulture))})" };
 
     public IEnumerable<Option> All =>
     [
         Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, TvChromaWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
         Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, FeatureTransform,
-        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss, Padding, AntiAlias, SizeInvariant, ScaleStart,
+        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss, Padding, AntiAlias, SizeInvariant, ScaleStart, StyleAnchor,
     ];
 
     /// <summary>Adds the options that only the full stylize pipeline honours (colour preservation, scales).</summary>
@@ -208,6 +209,11 @@ internal sealed class OptionSet
         if (Given(p, StyleLoss))
         {
             o = o with { StyleLoss = Enum.Parse<StyleLossKind>(p.GetValue(StyleLoss)!, ignoreCase: true) };
+        }
+
+        if (Given(p, StyleAnchor))
+        {
+            o = o with { StyleAnchor = p.GetValue(StyleAnchor) };
         }
 
         if (Given(p, ScaleStart))

@@ -211,6 +211,15 @@ public sealed record StyleTransferOptions
     /// <summary>Long edge of the smallest scale that <see cref="AutoScales"/> starts from (at least this, below √2 × this).</summary>
     public int ScaleStart { get; init; } = AutoScaleStart;
 
+    /// <summary>
+    /// The size, in pixels of the long edge, whose look larger outputs keep (0: off). At every scale
+    /// larger than this, the style loss is also taken on the image scaled down to it, against the
+    /// style image scaled by the same factor, at half the weight; the other half matches the style at
+    /// the full size. So a 2048 px output looks like the 512 px one with more detail, instead of
+    /// taking a finer texture at each larger scale.
+    /// </summary>
+    public int StyleAnchor { get; init; }
+
     /// <summary>The smallest long edge any scale may have.</summary>
     public const int MinScaleSize = 32;
 
@@ -372,6 +381,7 @@ public sealed record StyleTransferOptions
         Require(Enum.IsDefined(Padding), $"--padding must be zero or replicate, not {Padding}");
         Require(Scales >= 0, $"--scales must be auto or a count of 1 or more, not {Scales}");
         Require(ScaleStart >= MinScaleSize, $"--scale-start must be at least {MinScaleSize} px, not {ScaleStart}");
+        Require(StyleAnchor == 0 || StyleAnchor >= MinScaleSize, $"--style-anchor must be 0 (off) or at least {MinScaleSize} px, not {StyleAnchor}");
         if (Scales > 1)
         {
             int smallest = (int)Math.Round(Size / Math.Pow(Math.Sqrt(2), Scales - 1));

@@ -134,4 +134,56 @@ public sealed class QualityRecipeTests
         var e = Assert.Throws<StyleTransferException>(() => new StyleTransferOptions { ScaleStart = 16 }.Validate());
         Assert.Equal("--scale-start must be at least 32 px, not 16", e.Message);
     }
+
+    [Fact]
+    public void AnchoredTapsAreTheLayersOfTheImageScaledToTheAnchor()
+    {
+        using var scope = torch.NewDisposeScope();
+        using Vgg19 plain = Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg);
+        using var anchored = new AnchoredTaps(plain, 0.5);
+        Assert.Contains("relu2_1@anchor", anchored.TapNames);
+        Tensor image = TestImages.SceneTensor(64, 48);
+        Dictionary<string, Tensor> f = anchored.Extract(image, ["relu2_1", "relu2_1@anchor"]);
+
+        Tensor small = torch.nn.functional.avg_pool2d(image, 2);
+        Tensor expected = plain.Extract(small, ["relu2_1"])["relu2_1"];
+        Assert.Equal(new long[] { 1, plain.Extract(image, ["relu2_1"])["relu2_1"].shape[1], 12, 16 }, f["relu2_1@anchor"].shape);
+        Assert.True((f["relu2_1@anchor"] - expected).abs().max().ToDouble() < 1e-6);
+        Assert.True((f["relu2_1"] - plain.Extract(image, ["relu2_1"])["relu2_1"]).abs().max().ToDouble() < 1e-6);
+
+        // Not owned: the wrapped network still works after the wrapper is disposed.
+        anchored.Dispose();
+        Assert.Equal(expected.shape, plain.Extract(small, ["relu2_1"])["relu2_1"].shape);
+    }
+
+    [Theory]
+    [InlineData(512, false)]
+    [InlineData(516, false)]
+    [InlineData(724, true)]
+    [InlineData(1024, true)]
+    public void TheStyleAnchorSplitsTheStyleWeightAboveTheAnchorOnly(int longEdge, bool anchored)
+    {
+        using Vgg19 net = Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg);
+        var o = new StyleTransferOptions { StyleLayers = ["relu1_1", "relu2_1"], StyleLayerWeights = [0.25, 0.75], StyleAnchor = 512 };
+        (IFeatureNetwork n, StyleTransferOptions a) = Stylizer.Anchor(net, o, longEdge);
+        if (!anchored)
+        {
+            Assert.Same(net, n);
+            Assert.Same(o, a);
+            return;
+        }
+
+        using var wrapper = Assert.IsType<AnchoredTaps>(n);
+        Assert.Equal(512.0 / longEdge, wrapper.Factor, 12);
+        Assert.Equal(["relu1_1", "relu2_1", "relu1_1@anchor", "relu2_1@anchor"], a.StyleLayers);
+        Assert.Equal([0.125, 0.375, 0.125, 0.375], a.EffectiveStyleLayerWeights);
+        Assert.Same(net, Stylizer.Anchor(net, o with { StyleAnchor = 0 }, longEdge).Network);
+    }
+
+    [Fact]
+    public void AStyleAnchorBelowTheSmallestScaleIsRefused()
+    {
+        var e = Assert.Throws<StyleTransferException>(() => new StyleTransferOptions { StyleAnchor = 20 }.Validate());
+        Assert.Equal("--style-anchor must be 0 (off) or at least 32 px, not 20", e.Message);
+    }
 }

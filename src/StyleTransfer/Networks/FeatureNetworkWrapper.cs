@@ -13,7 +13,7 @@ public abstract class FeatureNetworkWrapper(IFeatureNetwork inner) : IFeatureNet
 
     public string Name => Inner.Name;
 
-    public IReadOnlyList<string> TapNames => Inner.TapNames;
+    public virtual IReadOnlyList<string> TapNames => Inner.TapNames;
 
     public Device Device => Inner.Device;
 

@@ -70,6 +70,7 @@ public static class NetworkFactory
                 Scales = StyleTransferOptions.AutoScales,
                 ScaleStart = 256,
                 StyleScale = 1.5,
+                StyleAnchor = 512,
                 Iterations = 150,
             },
             ["relu1", "layer1_1", "layer2_1", "layer3_1", "layer4_2"],

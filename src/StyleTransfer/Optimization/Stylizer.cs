@@ -274,7 +274,9 @@ public static class Stylizer
                 Tensor ck = last ? c : Downsample(c, h, w);
                 List<Tensor> sks = [.. styleInputs.Select(s => last ? s : Downsample(s, Math.Max(1, (int)Math.Round(s.shape[2] * f)), Math.Max(1, (int)Math.Round(s.shape[3] * f))))];
                 Tensor sk = sks[0];
-                using Targets targets = Targets.Compute(network, ck, ActiveContentLayers(options), sks, ActiveStyleLayers(options), options.FeatureTransform, options.SoftmaxTemperature);
+                (IFeatureNetwork stageNetwork, StyleTransferOptions stageOptions) = Anchor(network, options, Math.Max(h, w));
+                using var anchored = stageNetwork as AnchoredTaps;
+                using Targets targets = Targets.Compute(stageNetwork, ck, ActiveContentLayers(stageOptions), sks, ActiveStyleLayers(stageOptions), options.FeatureTransform, options.SoftmaxTemperature);
                 bool resuming = resume != null && k == first;
                 Tensor? start = resuming
                     ? (resume!.Image.shape[2] == h && resume.Image.shape[3] == w ? resume.Image : throw new StyleTransferException($"--resume: the checkpoint's image is {resume.Image.shape[3]}×{resume.Image.shape[2]}, scale {k + 1} is {w}×{h}"))
@@ -295,8 +297,9 @@ public static class Stylizer
                     seed)
                 {
                     RanBefore = history.Count > 0,
+                    SavedOptions = options,
                 };
-                StylizeResult r = Optimize(targets, network, options, (h, w), ck, sk, progress, cancellation, snap, stage, keepRaw: true, masks);
+                StylizeResult r = Optimize(targets, stageNetwork, stageOptions, (h, w), ck, sk, progress, cancellation, snap, stage, keepRaw: true, masks);
                 history.AddRange(r.History);
                 previous?.Dispose();
                 previous = r.Image.DetachFromDisposeScope();
@@ -579,7 +582,7 @@ public static class Stylizer
                 Seed = seed,
                 Seconds = Elapsed().TotalSeconds,
                 Evaluations = evaluationsBefore + evaluations,
-                Options = options,
+                Options = stage.SavedOptions ?? options,
                 Image = img,
                 Lbfgs = state,
                 StartLosses = startLosses,
@@ -625,6 +628,29 @@ public static class Stylizer
     }
 
     /// <summary>Area-averaged downsampling (exact box filter at integer factors); bilinear when not shrinking.</summary>
+    /// <summary>
+    /// The network and options of a scale whose long edge is <paramref name="longEdge"/>: above
+    /// <see cref="StyleTransferOptions.StyleAnchor"/>, every style layer is also taken on the image
+    /// scaled to the anchor (<see cref="AnchoredTaps"/>), each term at half the layer's weight; at or
+    /// below it, the network and options as given.
+    /// </summary>
+    internal static (IFeatureNetwork Network, StyleTransferOptions Options) Anchor(IFeatureNetwork network, StyleTransferOptions options, int longEdge)
+    {
+        if (options.StyleAnchor <= 0 || longEdge <= options.StyleAnchor * 1.01 || ActiveStyleLayers(options).Count == 0)
+        {
+            return (network, options);
+        }
+
+        IReadOnlyList<double> weights = options.EffectiveStyleLayerWeights;
+        return (
+            new AnchoredTaps(network, options.StyleAnchor / (double)longEdge),
+            options with
+            {
+                StyleLayers = [.. options.StyleLayers, .. options.StyleLayers.Select(AnchoredTaps.Anchored)],
+                StyleLayerWeights = [.. weights.Select(v => v / 2), .. weights.Select(v => v / 2)],
+            });
+    }
+
     private static Tensor Downsample(Tensor image, int h, int w) =>
         h <= image.shape[2] && w <= image.shape[3]
             ? F.interpolate(image, size: [h, w], mode: InterpolationMode.Area)
@@ -681,6 +707,9 @@ internal sealed record Stage(
 {
     /// <summary>Whether iterations of an earlier scale ran in this run (so a cancellation at this stage's start still has something to save).</summary>
     public bool RanBefore { get; init; }
+
+    /// <summary>The options a checkpoint records, when the stage runs with options derived from them (the style anchor's extra layers).</summary>
+    public StyleTransferOptions? SavedOptions { get; init; }
 }
 
 /// <summary>Tensors made for a run's pre-processing, disposed with it.</summary>
