@@ -90,7 +90,7 @@ using static TorchSharp.torch;
 using Tensor x = arange(6, float32).reshape(2, 3);
 using Tensor y = matmul(x, x.t());
 string onnx = Path.Combine(AppContext.BaseDirectory, "models", "ResNet18.onnx");
-Console.WriteLine($"consumer: libtorch {__version__}, x·xᵀ trace {y.trace().item<float>()}, StyleTransfer {typeof(StyleTransfer.StyleTransferOptions).Assembly.GetName().Version}, ResNet18.onnx {(File.Exists(onnx) ? "present" : "missing")}");
+Console.WriteLine($"consumer: libtorch {__version__}, x·xᵀ trace {y.trace().item<float>()}, StyleTransfer {typeof(StyleTransfer.Models.ModelDownloader).Assembly.GetName().Version}, ResNet18.onnx {(File.Exists(onnx) ? "present" : "missing")}");
 return File.Exists(onnx) ? 0 : 1;
 CS
 (cd "$work/consumer" && dotnet run -c Release) >"$work/consumer.log" 2>&1 || { cat "$work/consumer.log" >&2; exit 1; }
