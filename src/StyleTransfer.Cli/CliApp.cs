@@ -38,6 +38,11 @@ public static class CliApp
             return Guarded(stderr, () => ListModels(stdout));
         }
 
+        if (parsed.CommandResult.Command == cli.ModelsDownload.Command && !IsHelp(parsed))
+        {
+            return Guarded(stderr, () => cli.ModelsDownload.Run(parsed, stdout, interactive, cancellation));
+        }
+
         if (parsed.CommandResult.Command == cli.Bench.Command && !IsHelp(parsed))
         {
             return Guarded(stderr, () => cli.Bench.Run(parsed, stdout));
@@ -255,6 +260,8 @@ public static class CliApp
             }
 
             Root.Add(Metrics.Command);
+            Models.Add(ModelsDownload.Command);
+            Models.SetAction(_ => ExitOk); // `stylize models` stands on its own: dispatched by CliApp.Run
 
             Options.AddTo(Root);
             Styles.AddTo(Root);
@@ -281,6 +288,8 @@ public static class CliApp
         public RunOutputOptions Outputs { get; } = new();
 
         public Command Models { get; } = new("models", "List the feature networks, their taps, and where their weights are looked for");
+
+        public ModelsDownloadCommand ModelsDownload { get; } = new();
     }
 
     /// <summary>`stylize bench`: ms per iteration, GFLOP/s and peak memory on random full-width weights.</summary>

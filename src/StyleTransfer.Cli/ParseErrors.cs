@@ -14,7 +14,7 @@ internal static class ParseErrors
     /// <summary>The line to print after "error: ", or null when <paramref name="parsed"/> has no error.</summary>
     public static string? First(ParseResult parsed)
     {
-        string help = parsed.CommandResult.Command is RootCommand ? "stylize --help" : $"stylize {parsed.CommandResult.Command.Name} --help";
+        string help = parsed.CommandResult.Command is RootCommand ? "stylize --help" : $"stylize {(parsed.CommandResult.Parent is CommandResult { Command: not RootCommand } parent ? parent.Command.Name + " " : "")}{parsed.CommandResult.Command.Name} --help";
         if (UnknownOption(parsed) is { } unknown)
         {
             return $"unknown option '{unknown}' (see '{help}')";
