@@ -75,10 +75,35 @@ public enum FirstConvPadding
 
 /// <summary>
 /// Every setting of a style transfer, in one record. Front ends build it and call
-/// <see cref="Validate"/> once; the engine trusts it after that.
+/// <see cref="Validate()"/> once; the engine trusts it after that.
 /// </summary>
+/// <remarks>
+/// The settings whose best value depends on the feature network (layers, weights, iterations,
+/// initialisation, feature transform, scales, anti-aliasing, ...) take <see cref="Network"/>'s
+/// default until they are set: <c>new StyleTransferOptions { Network = "resnet18" }</c> is
+/// ResNet-18's recipe, <c>new StyleTransferOptions()</c> the paper's VGG-19 recipe. A value that
+/// was set stays set when <see cref="Network"/> changes (<c>with { Network = ... }</c>).
+/// </remarks>
 public sealed record StyleTransferOptions
 {
+    private readonly string? network;
+    private readonly int? iterations;
+    private readonly double? styleWeight;
+    private readonly double? tvWeight;
+    private readonly double? tvChromaWeight;
+    private readonly IReadOnlyList<string>? contentLayers;
+    private readonly IReadOnlyList<string>? styleLayers;
+    private readonly InitMode? initMode;
+    private readonly FeatureTransformKind? featureTransform;
+    private readonly double? softmaxTemperature;
+    private readonly StyleNormalization? styleNormalization;
+    private readonly bool? lineSearch;
+    private readonly int? scales;
+    private readonly int? scaleStart;
+    private readonly double? styleScale;
+    private readonly bool? antiAlias;
+    private readonly bool? sizeInvariant;
+
     /// <summary>The paper's style layers (rectified responses; "conv1_1" … "conv5_1" in its Caffe naming).</summary>
     public static readonly IReadOnlyList<string> PaperStyleLayers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
 
@@ -89,48 +114,48 @@ public sealed record StyleTransferOptions
     public int Size { get; init; } = 512;
 
     /// <summary>Optimiser iterations.</summary>
-    public int Iterations { get; init; } = 500;
+    public int Iterations { get => iterations ?? NetworkDefaults.For(Network).Iterations; init => iterations = value; }
 
     /// <summary>α, the content weight.</summary>
     public double ContentWeight { get; init; } = 1.0;
 
     /// <summary>β, the style weight. The default gives the paper's α/β = 1e-3.</summary>
-    public double StyleWeight { get; init; } = 1e3;
+    public double StyleWeight { get => styleWeight ?? NetworkDefaults.For(Network).StyleWeight; init => styleWeight = value; }
 
     /// <summary>Weight of the squared total-variation term (0: off, as in the paper).</summary>
-    public double TvWeight { get; init; }
+    public double TvWeight { get => tvWeight ?? NetworkDefaults.For(Network).TvWeight; init => tvWeight = value; }
 
     /// <summary>
     /// Weight of a squared total-variation term on the colour differences alone (B−Y, R−Y; see
     /// <see cref="Losses.TotalVariation.ComputeChroma"/>): smooths colour speckle, leaves strokes of
     /// light and dark alone (0: off, as in the paper).
     /// </summary>
-    public double TvChromaWeight { get; init; }
+    public double TvChromaWeight { get => tvChromaWeight ?? NetworkDefaults.For(Network).TvChromaWeight; init => tvChromaWeight = value; }
 
     /// <summary>Layers whose features are matched for content.</summary>
-    public IReadOnlyList<string> ContentLayers { get; init; } = PaperContentLayers;
+    public IReadOnlyList<string> ContentLayers { get => contentLayers ?? NetworkDefaults.For(Network).ContentLayers; init => contentLayers = value; }
 
     /// <summary>Layers whose Gram matrices are matched for style.</summary>
-    public IReadOnlyList<string> StyleLayers { get; init; } = PaperStyleLayers;
+    public IReadOnlyList<string> StyleLayers { get => styleLayers ?? NetworkDefaults.For(Network).StyleLayers; init => styleLayers = value; }
 
     /// <summary>w_l per style layer; null means equal weights 1/L.</summary>
     public IReadOnlyList<double>? StyleLayerWeights { get; init; }
 
-    public InitMode Init { get; init; } = InitMode.Noise;
+    public InitMode Init { get => initMode ?? NetworkDefaults.For(Network).Init; init => initMode = value; }
 
     /// <summary>Transformation of the feature maps before the losses (softmax: SWAG, for non-VGG networks).</summary>
-    public FeatureTransformKind FeatureTransform { get; init; } = FeatureTransformKind.None;
+    public FeatureTransformKind FeatureTransform { get => featureTransform ?? NetworkDefaults.For(Network).FeatureTransform; init => featureTransform = value; }
 
     /// <summary>Temperature T of the softmax transform.</summary>
-    public double SoftmaxTemperature { get; init; } = 1.0;
+    public double SoftmaxTemperature { get => softmaxTemperature ?? NetworkDefaults.For(Network).SoftmaxTemperature; init => softmaxTemperature = value; }
 
     /// <summary>How each style layer's term is scaled.</summary>
-    public StyleNormalization StyleNormalization { get; init; } = StyleNormalization.Paper;
+    public StyleNormalization StyleNormalization { get => styleNormalization ?? NetworkDefaults.For(Network).StyleNormalization; init => styleNormalization = value; }
 
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.Lbfgs;
 
     /// <summary>L-BFGS with a strong-Wolfe line search (PyTorch's line_search_fn="strong_wolfe"); off: fixed steps, as torch.optim.LBFGS by default.</summary>
-    public bool LineSearch { get; init; }
+    public bool LineSearch { get => lineSearch ?? NetworkDefaults.For(Network).LineSearch; init => lineSearch = value; }
 
     /// <summary>L-BFGS memory: how many (step, gradient change) pairs are kept. Each pair holds two image-sized tensors.</summary>
     public int LbfgsHistory { get; init; } = 100;
@@ -143,8 +168,11 @@ public sealed record StyleTransferOptions
 
     public PoolingMode Pooling { get; init; } = PoolingMode.Avg;
 
-    /// <summary>Feature network name (see <see cref="NetworkFactory.Names"/>). Start from <see cref="NetworkFactory.DefaultOptions"/> to get that network's default layers and weights.</summary>
-    public string Network { get; init; } = "vgg19";
+    /// <summary>Feature network name (see <see cref="NetworkFactory.Names"/>): vgg19 (the default), resnet18, alexnet, googlenet or resnet50. The network-dependent settings that are not set take its defaults.</summary>
+    public string Network { get => network ?? "vgg19"; init => network = value; }
+
+    /// <summary>Whether <see cref="Network"/> was left unset: then <see cref="StyleTransferEngine"/>, like the CLI, picks VGG-19 when its weights are found and ResNet-18 otherwise.</summary>
+    internal bool NetworkUnset => network is null;
 
     /// <summary>Weights file; null searches the PyTorch hub cache.</summary>
     public string? WeightsPath { get; init; }
@@ -165,7 +193,7 @@ public sealed record StyleTransferOptions
     public int? Threads { get; init; }
 
     /// <summary>The style image's long edge, relative to the output's long edge.</summary>
-    public double StyleScale { get; init; } = 1.0;
+    public double StyleScale { get => styleScale ?? NetworkDefaults.For(Network).StyleScale; init => styleScale = value; }
 
     /// <summary>Colour preservation: none (default), luminance-only transfer or style colour histogram matching.</summary>
     public ColorPreservationMode PreserveColor { get; init; } = ColorPreservationMode.None;
@@ -174,7 +202,7 @@ public sealed record StyleTransferOptions
     /// Coarse-to-fine scales: 1 (default) runs at <see cref="Size"/> only; N runs N sizes growing by √2
     /// up to <see cref="Size"/>; <see cref="AutoScales"/> (0) starts near 128 px (see <see cref="ScaleSizes"/>).
     /// </summary>
-    public int Scales { get; init; } = 1;
+    public int Scales { get => scales ?? NetworkDefaults.For(Network).Scales; init => scales = value; }
 
     /// <summary>Padding of the feature network's first convolution.</summary>
     public FirstConvPadding Padding { get; init; } = FirstConvPadding.Zero;
@@ -184,7 +212,7 @@ public sealed record StyleTransferOptions
     /// paint a 2-pixel lattice (see <see cref="Networks.AntiAliasedInput"/>). Off: the network sees
     /// the pixels as they are, as in the paper.
     /// </summary>
-    public bool AntiAlias { get; init; }
+    public bool AntiAlias { get => antiAlias ?? NetworkDefaults.For(Network).AntiAlias; init => antiAlias = value; }
 
     /// <summary>
     /// Content and total-variation losses per pixel, scaled to a <see cref="BalanceArea"/>-pixel image,
@@ -194,7 +222,7 @@ public sealed record StyleTransferOptions
     /// run are stylised far more than the last). On: α/β means the same at every size and scale.
     /// Off: the paper's sums.
     /// </summary>
-    public bool SizeInvariant { get; init; }
+    public bool SizeInvariant { get => sizeInvariant ?? NetworkDefaults.For(Network).SizeInvariant; init => sizeInvariant = value; }
 
     /// <summary>The image area (512 × 512 pixels) at which <see cref="SizeInvariant"/> losses equal the plain sums.</summary>
     public const int BalanceArea = 512 * 512;
@@ -209,7 +237,7 @@ public sealed record StyleTransferOptions
     public const int AutoScaleStart = 128;
 
     /// <summary>Long edge of the smallest scale that <see cref="AutoScales"/> starts from (at least this, below √2 × this).</summary>
-    public int ScaleStart { get; init; } = AutoScaleStart;
+    public int ScaleStart { get => scaleStart ?? NetworkDefaults.For(Network).ScaleStart; init => scaleStart = value; }
 
     /// <summary>The smallest long edge any scale may have.</summary>
     public const int MinScaleSize = 32;
@@ -301,6 +329,9 @@ public sealed record StyleTransferOptions
     /// <summary>Checks every value; throws <see cref="StyleTransferException"/> with one line naming the first problem.</summary>
     public StyleTransferOptions Validate()
     {
+        Require(
+            NetworkFactory.Names.Contains(Network),
+            $"unknown network '{Network}' (known: {string.Join(", ", NetworkFactory.Names)})");
         Require(Size >= 16, $"--size must be at least 16, not {Size}");
         Require(Size <= 16384, $"--size must be at most 16384, not {Size}");
         Require(Iterations >= 1, $"--iterations must be at least 1, not {Iterations}");
@@ -364,9 +395,6 @@ public sealed record StyleTransferOptions
         Require(SaveEvery >= 0, $"--save-every must be 0 or more, not {SaveEvery}");
         Require(Threads is null or >= 1, $"--threads must be at least 1, not {Threads}");
         Require(Threads is null || Threads <= MaxThreads, ThreadsTooMany(Threads ?? 0));
-        Require(
-            NetworkFactory.Names.Contains(Network),
-            $"unknown network '{Network}' (known: {string.Join(", ", NetworkFactory.Names)})");
         Require(Seed is null or >= 0, $"--seed must be 0 or more, not {Seed}");
         Require(Enum.IsDefined(PreserveColor), $"--preserve-color must be none, luminance or histogram, not {PreserveColor}");
         Require(Enum.IsDefined(Padding), $"--padding must be zero or replicate, not {Padding}");

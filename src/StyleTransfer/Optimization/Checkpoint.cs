@@ -153,7 +153,7 @@ public sealed class Checkpoint : IDisposable
             }
 
             StyleTransferOptions options = Field(meta, "options").Deserialize<StyleTransferOptions>(Json) ?? throw new FormatException("no options");
-            CheckComplete(options);
+            CheckComplete(options, Field(meta, "options"));
             Tensor Take(string name) => tensors!.Remove(name, out Tensor? t) ? t : throw new FormatException($"no tensor '{name}'");
             Tensor? TakeIf(string name) => tensors!.Remove(name, out Tensor? t) ? t : null;
             LbfgsState? lbfgs = null;
@@ -292,12 +292,14 @@ public sealed class Checkpoint : IDisposable
     private static JsonNode Field(JsonNode node, string name) => node[name] ?? throw new FormatException($"'{name}' is missing");
 
     /// <summary>Refuses options whose non-nullable references (lists, names) are missing: a hand-edited or damaged header.</summary>
-    private static void CheckComplete(StyleTransferOptions options)
+    /// <remarks>A setting whose default depends on the network reads that default when it is null, so the JSON itself is checked too.</remarks>
+    private static void CheckComplete(StyleTransferOptions options, JsonNode json)
     {
         var nullability = new NullabilityInfoContext();
         foreach (PropertyInfo p in typeof(StyleTransferOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance))
         {
-            if (!p.PropertyType.IsValueType && p.CanWrite && nullability.Create(p).ReadState == NullabilityState.NotNull && p.GetValue(options) is null)
+            if (!p.PropertyType.IsValueType && p.CanWrite && nullability.Create(p).ReadState == NullabilityState.NotNull
+                && (p.GetValue(options) is null || (json is JsonObject o && o.TryGetPropertyValue(p.Name, out JsonNode? v) && v is null)))
             {
                 throw new FormatException($"option '{p.Name}' is missing");
             }
