@@ -305,22 +305,22 @@ public sealed record StyleTransferOptions
     public StyleTransferOptions Validate(int styleCount)
     {
         Validate();
-        Require(styleCount >= 1, "at least one style image is needed");
+        Require(styleCount >= 1, $"at least one style image is needed");
         if (StyleBlend != null)
         {
-            Require(StyleBlend.Count == styleCount, $"--style-blend has {StyleBlend.Count} value(s) but there are {styleCount} style images");
+            Require(StyleBlend.Count == styleCount, $"{Opt.StyleBlend} has {StyleBlend.Count} value(s) but there are {styleCount} style images");
         }
 
         if (StyleMasks != null)
         {
             foreach (StyleMask m in StyleMasks)
             {
-                Require(m.Style >= 0 && m.Style < styleCount, $"--mask names style image {m.Style + 1}, but there {(styleCount == 1 ? "is 1" : $"are {styleCount}")}");
+                Require(m.Style >= 0 && m.Style < styleCount, $"{Opt.StyleMasks} names style image {m.Style + 1}, but there {(styleCount == 1 ? "is 1" : $"are {styleCount}")}");
             }
 
             Require(
                 StyleBlend == null || StyleMasks.Select(m => m.Style).Distinct().Count() < styleCount,
-                "--style-blend cannot be used when every style image has a --mask (the masks place the styles)");
+                $"{Opt.StyleBlend} cannot be used when every style image has a {Opt.StyleMasks} (the masks place the styles)");
         }
 
         return this;
@@ -332,84 +332,84 @@ public sealed record StyleTransferOptions
         Require(
             NetworkFactory.Names.Contains(Network),
             $"unknown network '{Network}' (known: {string.Join(", ", NetworkFactory.Names)})");
-        Require(Size >= 16, $"--size must be at least 16, not {Size}");
-        Require(Size <= 16384, $"--size must be at most 16384, not {Size}");
-        Require(Iterations >= 1, $"--iterations must be at least 1, not {Iterations}");
-        RequireWeight(ContentWeight, "--content-weight");
-        RequireWeight(StyleWeight, "--style-weight");
-        RequireWeight(TvWeight, "--tv-weight");
-        RequireWeight(TvChromaWeight, "--tv-chroma-weight");
-        Require(ContentWeight > 0 || StyleWeight > 0 || TvWeight > 0, "at least one of --content-weight, --style-weight and --tv-weight must be above 0");
-        Require(ContentLayers.Count > 0 || ContentWeight == 0, "--content-layers is empty");
-        Require(StyleLayers.Count > 0 || StyleWeight == 0, "--style-layers is empty");
+        Require(Size >= 16, $"{Opt.Size} must be at least 16, not {Size}");
+        Require(Size <= 16384, $"{Opt.Size} must be at most 16384, not {Size}");
+        Require(Iterations >= 1, $"{Opt.Iterations} must be at least 1, not {Iterations}");
+        RequireWeight(ContentWeight, Opt.ContentWeight);
+        RequireWeight(StyleWeight, Opt.StyleWeight);
+        RequireWeight(TvWeight, Opt.TvWeight);
+        RequireWeight(TvChromaWeight, Opt.TvChromaWeight);
+        Require(ContentWeight > 0 || StyleWeight > 0 || TvWeight > 0, $"at least one of {Opt.ContentWeight}, {Opt.StyleWeight} and {Opt.TvWeight} must be above 0");
+        Require(ContentLayers.Count > 0 || ContentWeight == 0, $"{Opt.ContentLayers} is empty");
+        Require(StyleLayers.Count > 0 || StyleWeight == 0, $"{Opt.StyleLayers} is empty");
         foreach (string layer in ContentLayers.Concat(StyleLayers))
         {
-            Require(!string.IsNullOrWhiteSpace(layer), "a layer name is empty");
+            Require(!string.IsNullOrWhiteSpace(layer), $"a layer name is empty");
         }
 
-        Require(StyleLayers.Distinct().Count() == StyleLayers.Count, "--style-layers names a layer twice");
+        Require(StyleLayers.Distinct().Count() == StyleLayers.Count, $"{Opt.StyleLayers} names a layer twice");
         if (StyleLayerWeights != null)
         {
             Require(
                 StyleLayerWeights.Count == StyleLayers.Count,
-                $"--style-layer-weights has {StyleLayerWeights.Count} value(s) but --style-layers has {StyleLayers.Count}");
+                $"{Opt.StyleLayerWeights} has {StyleLayerWeights.Count} value(s) but {Opt.StyleLayers} has {StyleLayers.Count}");
             foreach (double w in StyleLayerWeights)
             {
-                RequireWeight(w, "--style-layer-weights");
+                RequireWeight(w, Opt.StyleLayerWeights);
             }
         }
 
         if (LearningRate is { } lr)
         {
             // Pixels are in [0, 1]: a step beyond MaxLearningRate is meaningless, and 1e300 overflows float32 in the optimiser.
-            Require(double.IsFinite(lr) && lr > 0 && lr <= MaxLearningRate, $"--learning-rate must be a number above 0 and at most {MaxLearningRate}, not {Format(lr)}");
+            Require(double.IsFinite(lr) && lr > 0 && lr <= MaxLearningRate, $"{Opt.LearningRate} must be a number above 0 and at most {MaxLearningRate}, not {Format(lr)}");
         }
 
         if (StyleBlend != null)
         {
             foreach (double w in StyleBlend)
             {
-                RequireWeight(w, "--style-blend");
+                RequireWeight(w, Opt.StyleBlend);
             }
 
-            Require(StyleBlend.Count > 0, "--style-blend is empty");
-            Require(StyleBlend.Sum() > 0, "--style-blend weights are all 0");
+            Require(StyleBlend.Count > 0, $"{Opt.StyleBlend} is empty");
+            Require(StyleBlend.Sum() > 0, $"{Opt.StyleBlend} weights are all 0");
         }
 
         if (StyleMasks != null)
         {
             foreach (StyleMask m in StyleMasks)
             {
-                Require(!string.IsNullOrWhiteSpace(m.Path), $"--mask for style image {m.Style + 1} names no file");
+                Require(!string.IsNullOrWhiteSpace(m.Path), $"{Opt.StyleMasks} for style image {m.Style + 1} names no file");
             }
 
             foreach (var twice in StyleMasks.GroupBy(m => m.Style).Where(g => g.Count() > 1).Take(1))
             {
-                Require(false, $"--mask: style image {twice.Key + 1} has two masks");
+                Require(false, $"{Opt.StyleMasks}: style image {twice.Key + 1} has two masks");
             }
         }
 
-        Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"--style-scale must be above 0 and at most 8, not {Format(StyleScale)}");
-        Require(LbfgsHistory >= 1, $"--lbfgs-history must be at least 1, not {LbfgsHistory}");
-        Require(double.IsFinite(SoftmaxTemperature) && SoftmaxTemperature > 0, $"--softmax-temperature must be a number above 0, not {Format(SoftmaxTemperature)}");
-        Require(SaveEvery >= 0, $"--save-every must be 0 or more, not {SaveEvery}");
-        Require(Threads is null or >= 1, $"--threads must be at least 1, not {Threads}");
+        Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"{Opt.StyleScale} must be above 0 and at most 8, not {Format(StyleScale)}");
+        Require(LbfgsHistory >= 1, $"{Opt.LbfgsHistory} must be at least 1, not {LbfgsHistory}");
+        Require(double.IsFinite(SoftmaxTemperature) && SoftmaxTemperature > 0, $"{Opt.SoftmaxTemperature} must be a number above 0, not {Format(SoftmaxTemperature)}");
+        Require(SaveEvery >= 0, $"{Opt.SaveEvery} must be 0 or more, not {SaveEvery}");
+        Require(Threads is null or >= 1, $"{Opt.Threads} must be at least 1, not {Threads}");
         Require(Threads is null || Threads <= MaxThreads, ThreadsTooMany(Threads ?? 0));
-        Require(Seed is null or >= 0, $"--seed must be 0 or more, not {Seed}");
-        Require(Enum.IsDefined(PreserveColor), $"--preserve-color must be none, luminance or histogram, not {PreserveColor}");
-        Require(Enum.IsDefined(Padding), $"--padding must be zero or replicate, not {Padding}");
-        Require(Scales >= 0, $"--scales must be auto or a count of 1 or more, not {Scales}");
-        Require(ScaleStart >= MinScaleSize, $"--scale-start must be at least {MinScaleSize} px, not {ScaleStart}");
+        Require(Seed is null or >= 0, $"{Opt.Seed} must be 0 or more, not {Seed}");
+        Require(Enum.IsDefined(PreserveColor), $"{Opt.PreserveColor} must be none, luminance or histogram, not {PreserveColor}");
+        Require(Enum.IsDefined(Padding), $"{Opt.Padding} must be zero or replicate, not {Padding}");
+        Require(Scales >= 0, $"{Opt.Scales} must be auto or a count of 1 or more, not {Scales}");
+        Require(ScaleStart >= MinScaleSize, $"{Opt.ScaleStart} must be at least {MinScaleSize} px, not {ScaleStart}");
         if (Scales > 1)
         {
             int smallest = (int)Math.Round(Size / Math.Pow(Math.Sqrt(2), Scales - 1));
             int most = 1 + (int)Math.Floor((Math.Log(Size / (double)MinScaleSize) / Math.Log(Math.Sqrt(2))) + 1e-9);
-            Require(smallest >= MinScaleSize, $"--scales {Scales} starts at {smallest} px, below {MinScaleSize}; at most {Math.Max(1, most)} scale(s) fit --size {Size}");
+            Require(smallest >= MinScaleSize, $"{Opt.Scales.Is(Scales.ToString(CultureInfo.InvariantCulture))} starts at {smallest} px, below {MinScaleSize}; at most {Math.Max(1, most)} scale(s) fit {Opt.Size.Is(Size.ToString(CultureInfo.InvariantCulture))}");
         }
 
         Require(
             Precision != Precision.Fp16 || Device.Trim().StartsWith("cuda", StringComparison.OrdinalIgnoreCase),
-            "--precision fp16 needs --device cuda (libtorch has no fast fp16 convolutions on the CPU); use --precision bf16");
+            $"{Opt.Precision.Is("fp16")} needs {Opt.Device.Is("cuda")} (libtorch has no fast fp16 convolutions on the CPU); use {Opt.Precision.Is("bf16")}");
         return this;
     }
 
@@ -417,19 +417,13 @@ public sealed record StyleTransferOptions
     public static int MaxThreads => 4 * Environment.ProcessorCount;
 
     /// <summary>The one-line refusal of a thread count above <see cref="MaxThreads"/>.</summary>
-    internal static string ThreadsTooMany(int threads) =>
-        $"--threads must be at most {MaxThreads} (4 × this machine's {Environment.ProcessorCount} cores), not {threads}";
+    internal static FormattableString ThreadsTooMany(int threads) =>
+        $"{Opt.Threads} must be at most {MaxThreads} (4 × this machine's {Environment.ProcessorCount} cores), not {threads}";
 
     internal static string Format(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
 
-    private static void RequireWeight(double w, string name) =>
+    private static void RequireWeight(double w, Opt name) =>
         Require(double.IsFinite(w) && w >= 0, $"{name} must be a finite number of 0 or more, not {Format(w)}");
 
-    private static void Require(bool condition, string message)
-    {
-        if (!condition)
-        {
-            throw new StyleTransferException(message);
-        }
-    }
+    private static void Require(bool condition, FormattableString message) => StyleTransferException.Require(condition, message);
 }

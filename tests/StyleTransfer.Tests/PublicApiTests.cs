@@ -155,6 +155,53 @@ public sealed class PublicApiTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(FailureKind.BadInput, e.Kind);
     }
 
+    [Fact]
+    public async Task ErrorsNamePropertiesAndTheCliRendersItsFlags()
+    {
+        // The example: a layer of another network, named by its property.
+        using Image<Rgb24> content = TestImages.Scene(60, 40), style = TestImages.Stripes(48, 48);
+        var e = await Assert.ThrowsAsync<StyleTransferException>(() => engine.StylizeAsync(content, style, Small with { ContentLayers = ["relu4_2"] }));
+        Assert.StartsWith("ContentLayers: unknown layer 'relu4_2' for resnet18 (known: ", e.Message, StringComparison.Ordinal);
+        Assert.StartsWith("--content-layers: unknown layer 'relu4_2' for resnet18 (known: ", Cli.OptionFlags.Message(e), StringComparison.Ordinal);
+
+        (StyleTransferOptions Options, string Library, string Cli)[] cases =
+        [
+            (new() { Size = 8 }, "Size must be at least 16, not 8", "--size must be at least 16, not 8"),
+            (new() { StyleWeight = double.NaN }, "StyleWeight must be a finite number of 0 or more, not NaN", "--style-weight must be a finite number of 0 or more, not NaN"),
+            (new() { StyleLayers = ["relu1_1"], StyleLayerWeights = [1, 2] }, "StyleLayerWeights has 2 value(s) but StyleLayers has 1", "--style-layer-weights has 2 value(s) but --style-layers has 1"),
+            (new() { Precision = Precision.Fp16 }, "Precision = fp16 needs Device = cuda (libtorch has no fast fp16 convolutions on the CPU); use Precision = bf16", "--precision fp16 needs --device cuda (libtorch has no fast fp16 convolutions on the CPU); use --precision bf16"),
+            (new() { Size = 64, Scales = 4 }, "Scales = 4 starts at 23 px, below 32; at most 3 scale(s) fit Size = 64", "--scales 4 starts at 23 px, below 32; at most 3 scale(s) fit --size 64"),
+        ];
+        foreach ((StyleTransferOptions options, string library, string cli) in cases)
+        {
+            e = Assert.Throws<StyleTransferException>(() => options.Validate());
+            Assert.Equal((library, cli), (e.Message, Cli.OptionFlags.Message(e)));
+        }
+
+        TorchRuntime.EnsureLoaded();
+        using var checkpoint = new Optimization.Checkpoint { Options = new StyleTransferOptions { Network = "resnet18" }, Image = TorchSharp.torch.zeros(1, 3, 16, 16) };
+        e = Assert.Throws<StyleTransferException>(() => checkpoint.CheckCompatible(new StyleTransferOptions { Network = "resnet18", StyleWeight = 5 }, null, null, "run.ckpt"));
+        Assert.Equal(
+            "resume: checkpoint 'run.ckpt' was made with StyleWeight = 100000000, not 5 (only Iterations, SaveEvery, LineSearch, LbfgsHistory, LearningRate, Precision, Device and Threads may change)",
+            e.Message);
+        Assert.Equal(
+            "--resume: checkpoint 'run.ckpt' was made with --style-weight 100000000, not 5 (only -n, --save-every, --line-search, --lbfgs-history, --learning-rate, --precision, --device and --threads may change)",
+            Cli.OptionFlags.Message(e));
+
+        // A message with no property in it is the same for both.
+        var plain = new StyleTransferException("content image 'x.png' does not exist");
+        Assert.Equal(plain.Message, plain.FormatMessage(Cli.OptionFlags.Of));
+    }
+
+    [Fact]
+    public void TheCliHasAFlagForEverySettingTheLibraryNames()
+    {
+        string[] keys = [.. typeof(Opt).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static).Select(f => (Opt)f.GetValue(null)!).Select(o => o.Key ?? o.Name), "Iterations.Short"];
+        Assert.True(keys.Length > 30, $"{keys.Length} names");
+        Assert.All(keys, k => Assert.NotNull(Cli.OptionFlags.Of(k)));
+        Assert.All(Optimization.Checkpoint.MustMatch, k => Assert.NotNull(Cli.OptionFlags.Of(k)));
+    }
+
     private static byte[] Pixels(Image<Rgb24> image)
     {
         var bytes = new byte[image.Width * image.Height * 3];

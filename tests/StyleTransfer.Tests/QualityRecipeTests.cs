@@ -132,6 +132,6 @@ public sealed class QualityRecipeTests
     public void AScaleStartBelowTheSmallestScaleIsRefused()
     {
         var e = Assert.Throws<StyleTransferException>(() => new StyleTransferOptions { ScaleStart = 16 }.Validate());
-        Assert.Equal("--scale-start must be at least 32 px, not 16", e.Message);
+        Assert.Equal("--scale-start must be at least 32 px, not 16", Cli.OptionFlags.Message(e));
     }
 }

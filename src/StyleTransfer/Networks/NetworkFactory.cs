@@ -152,8 +152,8 @@ public static class NetworkFactory
         {
             case "vgg19":
                 string path = WeightLocator.Find(options.WeightsPath, Vgg19.WeightsFileName)
-                    ?? throw new StyleTransferException(
-                        $"VGG-19 weights not found: pass --weights PATH, or put torchvision's {Vgg19.WeightsFileName} in one of: {string.Join(", ", WeightLocator.CandidatePaths(Vgg19.WeightsFileName).Select(Path.GetDirectoryName))}");
+                    ?? throw StyleTransferException.Named(
+                        $"VGG-19 weights not found: pass {Opt.WeightsPath.Is("PATH")}, or put torchvision's {Vgg19.WeightsFileName} in one of: {string.Join(", ", WeightLocator.CandidatePaths(Vgg19.WeightsFileName).Select(Path.GetDirectoryName))}");
                 return Prepare(Vgg19.Load(path, options.Pooling), device, vgg =>
                 {
                     if (options.NormalizeWeights)
@@ -215,12 +215,12 @@ public static class NetworkFactory
     {
         if (options.NormalizeWeights)
         {
-            throw new StyleTransferException("--normalize-weights works with --network vgg19 only (it rescales a plain chain of convolutions)");
+            throw StyleTransferException.Named($"{Opt.NormalizeWeights} works with {Opt.Network.Is("vgg19")} only (it rescales a plain chain of convolutions)");
         }
 
         string path = WeightLocator.Find(options.WeightsPath, fileName)
-            ?? throw new StyleTransferException(
-                $"{title} weights not found: pass --weights PATH, or put torchvision's {fileName} in one of: {string.Join(", ", WeightLocator.CandidatePaths(fileName).Select(Path.GetDirectoryName))}");
+            ?? throw StyleTransferException.Named(
+                $"{title} weights not found: pass {Opt.WeightsPath.Is("PATH")}, or put torchvision's {fileName} in one of: {string.Join(", ", WeightLocator.CandidatePaths(fileName).Select(Path.GetDirectoryName))}");
         return Prepare(load(path), device);
     }
 
@@ -249,7 +249,7 @@ public static class NetworkFactory
     {
         if (options.NormalizeWeights)
         {
-            throw new StyleTransferException("--normalize-weights works with --network vgg19 only (it rescales a plain chain of convolutions)");
+            throw StyleTransferException.Named($"{Opt.NormalizeWeights} works with {Opt.Network.Is("vgg19")} only (it rescales a plain chain of convolutions)");
         }
 
         (string model, string preprocess) = ResNet18.ResolvePaths(options.WeightsPath);

@@ -145,8 +145,8 @@ public sealed class ResNet18 : IFeatureNetwork
         else
         {
             model = BundledCandidates(ModelFileName).FirstOrDefault(File.Exists)
-                ?? throw new StyleTransferException(
-                    $"ResNet-18 model not found at {string.Join(" or ", BundledCandidates(ModelFileName))}: rebuild so that the build copies it from the NuGet package Microsoft.ML.DnnImageFeaturizer.ResNet18, or pass --weights PATH");
+                ?? throw StyleTransferException.Named(
+                    $"ResNet-18 model not found at {string.Join(" or ", BundledCandidates(ModelFileName))}: rebuild so that the build copies it from the NuGet package Microsoft.ML.DnnImageFeaturizer.ResNet18, or pass {Opt.WeightsPath.Is("PATH")}");
         }
 
         string beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(model)) ?? ".", PreprocessFileName);

@@ -255,7 +255,7 @@ public static class Stylizer
         int first = resume?.Scale ?? 0;
         if (first >= scales)
         {
-            throw new StyleTransferException($"--resume: the checkpoint is at scale {first + 1}, the options have {scales}");
+            throw StyleTransferException.Named($"{Opt.Resume}: the checkpoint is at scale {first + 1}, the options have {scales}");
         }
 
         int done = Enumerable.Range(0, first).Sum(k => options.IterationsAtScale(k, scales));
@@ -277,7 +277,7 @@ public static class Stylizer
                 using Targets targets = Targets.Compute(network, ck, ActiveContentLayers(options), sks, ActiveStyleLayers(options), options.FeatureTransform, options.SoftmaxTemperature);
                 bool resuming = resume != null && k == first;
                 Tensor? start = resuming
-                    ? (resume!.Image.shape[2] == h && resume.Image.shape[3] == w ? resume.Image : throw new StyleTransferException($"--resume: the checkpoint's image is {resume.Image.shape[3]}×{resume.Image.shape[2]}, scale {k + 1} is {w}×{h}"))
+                    ? (resume!.Image.shape[2] == h && resume.Image.shape[3] == w ? resume.Image : throw StyleTransferException.Named($"{Opt.Resume}: the checkpoint's image is {resume.Image.shape[3]}×{resume.Image.shape[2]}, scale {k + 1} is {w}×{h}"))
                     : previous is null ? null : F.interpolate(previous, size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
                 var stage = new Stage(
                     k,
@@ -520,8 +520,8 @@ public static class Stylizer
 
             if (!double.IsFinite(total))
             {
-                throw new StyleTransferException(
-                    $"the loss became {total} at iteration {global}; no image was written (try a smaller --style-weight or --learning-rate, or --optimizer adam)",
+                throw StyleTransferException.Named(
+                    $"the loss became {total} at iteration {global}; no image was written (try a smaller {Opt.StyleWeight} or {Opt.LearningRate}, or {Opt.Optimizer.Is("adam")})",
                     FailureKind.Diverged);
             }
 
@@ -609,12 +609,12 @@ public static class Stylizer
         switch (mode)
         {
             case InitMode.Content:
-                Tensor c = content ?? throw new StyleTransferException("--init content needs a content image");
+                Tensor c = content ?? throw StyleTransferException.Named($"{Opt.Init.Is("content")} needs a content image");
                 return c.shape[2] == size.Height && c.shape[3] == size.Width
                     ? c.detach().clone()
                     : F.interpolate(c.detach(), size: [size.Height, size.Width], mode: InterpolationMode.Bilinear, align_corners: false);
             case InitMode.Style:
-                Tensor s = style ?? throw new StyleTransferException("--init style needs a style image");
+                Tensor s = style ?? throw StyleTransferException.Named($"{Opt.Init.Is("style")} needs a style image");
                 return F.interpolate(s.detach(), size: [size.Height, size.Width], mode: InterpolationMode.Bilinear, align_corners: false);
             default:
                 using (var gen = new Generator((ulong)seed))
@@ -632,13 +632,13 @@ public static class Stylizer
 
     private static void CheckLayers(IFeatureNetwork network, StyleTransferOptions options)
     {
-        foreach ((string flag, IReadOnlyList<string> layers) in new[] { ("--content-layers", options.ContentLayers), ("--style-layers", options.StyleLayers) })
+        foreach ((Opt flag, IReadOnlyList<string> layers) in new[] { (Opt.ContentLayers, options.ContentLayers), (Opt.StyleLayers, options.StyleLayers) })
         {
             foreach (string layer in layers)
             {
                 if (!network.TapNames.Contains(layer))
                 {
-                    throw new StyleTransferException(
+                    throw StyleTransferException.Named(
                         $"{flag}: unknown layer '{layer}' for {network.Name} (known: {string.Join(", ", network.TapNames)})");
                 }
             }
@@ -658,8 +658,8 @@ public static class Stylizer
             return;
         }
 
-        throw new StyleTransferException(
-            $"{what} is {wm}x{hm} at this size, the content image {wc}x{hc}: another aspect ratio, it would be stretched; give a mask of the content's proportions, or --mask-fit stretch");
+        throw StyleTransferException.Named(
+            $"{what} is {wm}x{hm} at this size, the content image {wc}x{hc}: another aspect ratio, it would be stretched; give a mask of the content's proportions, or {Opt.MaskFit.Is("stretch")}");
     }
 }
 
