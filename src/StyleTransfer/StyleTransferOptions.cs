@@ -141,6 +141,7 @@ public sealed record StyleTransferOptions
     /// <summary>w_l per style layer; null means equal weights 1/L.</summary>
     public IReadOnlyList<double>? StyleLayerWeights { get; init; }
 
+    /// <summary>How the output image starts: noise (the paper; VGG-19's default), the content image (the other networks') or the style image.</summary>
     public InitMode Init { get => initMode ?? NetworkDefaults.For(Network).Init; init => initMode = value; }
 
     /// <summary>Transformation of the feature maps before the losses (softmax: SWAG, for non-VGG networks).</summary>
@@ -152,6 +153,7 @@ public sealed record StyleTransferOptions
     /// <summary>How each style layer's term is scaled.</summary>
     public StyleNormalization StyleNormalization { get => styleNormalization ?? NetworkDefaults.For(Network).StyleNormalization; init => styleNormalization = value; }
 
+    /// <summary>The optimiser: L-BFGS (the paper) or Adam.</summary>
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.Lbfgs;
 
     /// <summary>L-BFGS with a strong-Wolfe line search (PyTorch's line_search_fn="strong_wolfe"); off: fixed steps, as torch.optim.LBFGS by default.</summary>
@@ -166,6 +168,7 @@ public sealed record StyleTransferOptions
     /// <summary>Largest <see cref="LearningRate"/> accepted.</summary>
     public const double MaxLearningRate = 1000;
 
+    /// <summary>Pooling between VGG-19's blocks: average (the paper) or max; the other networks keep their own.</summary>
     public PoolingMode Pooling { get; init; } = PoolingMode.Avg;
 
     /// <summary>Feature network name (see <see cref="NetworkFactory.Names"/>): vgg19 (the default), resnet18, alexnet, googlenet or resnet50. The network-dependent settings that are not set take its defaults.</summary>
@@ -277,7 +280,7 @@ public sealed record StyleTransferOptions
     /// <summary>Per style image, its share of the blended style target (normalised to sum 1); null: equal shares.</summary>
     public IReadOnlyList<double>? StyleBlend { get; init; }
 
-    /// <summary>Masks placing style images on regions of the output (files; <see cref="Optimization.Stylizer.StylizeFiles(string, IReadOnlyList{string}, string, StyleTransferOptions, IProgress{Optimization.IterationReport}?, CancellationToken)"/> loads them). Styles without a mask share what the masks leave.</summary>
+    /// <summary>Masks placing style images on regions of the output (image files, loaded at the output size by <see cref="StyleTransferEngine"/>). Styles without a mask share what the masks leave.</summary>
     public IReadOnlyList<StyleMask>? StyleMasks { get; init; }
 
     /// <summary>A mask of another aspect ratio than the content image: refused (<see cref="MaskFit.Exact"/>, the default) or stretched.</summary>

@@ -40,7 +40,7 @@ public static class NetworkFactory
     public static StyleTransferOptions DefaultOptions(string network) => Profile(network).Defaults;
 
     /// <summary>A network's defaults (<see cref="NetworkDefaults"/>) and the layer ladders that the paper's Figure 1 walks.</summary>
-    public static NetworkProfile Profile(string network) => network switch
+    internal static NetworkProfile Profile(string network) => network switch
     {
         "vgg19" => new NetworkProfile(
             new StyleTransferOptions { Network = "vgg19" },
@@ -67,7 +67,7 @@ public static class NetworkFactory
     /// Each network, where its weights are looked for and whether they were found, and its taps
     /// (read from a small random instance of the same layout, or the bundled ONNX graph).
     /// </summary>
-    public static IReadOnlyList<NetworkInfo> Describe()
+    internal static IReadOnlyList<NetworkInfo> Describe()
     {
         var list = new List<NetworkInfo>();
         foreach (string name in Names)
@@ -262,10 +262,10 @@ public static class NetworkFactory
 /// <param name="Weights">Where the weights are found, or null when they are not.</param>
 /// <param name="SearchedFor">What is looked for, and where, when --weights is not given.</param>
 /// <param name="Taps">Every tap, in forward order.</param>
-public sealed record NetworkInfo(string Name, string? Weights, string SearchedFor, IReadOnlyList<string> Taps);
+internal sealed record NetworkInfo(string Name, string? Weights, string SearchedFor, IReadOnlyList<string> Taps);
 
 /// <summary>A network's default options and the layers that the paper's Figure 1 walks through.</summary>
 /// <param name="Defaults">Options with this network's default layers, weights and loss settings.</param>
 /// <param name="ContentLadder">Content reconstructions, shallow to deep (the paper: conv1_2 … conv5_2).</param>
 /// <param name="StyleLadder">Style reconstructions use the first 1, 2, … of these (the paper: conv1_1 … conv5_1).</param>
-public sealed record NetworkProfile(StyleTransferOptions Defaults, IReadOnlyList<string> ContentLadder, IReadOnlyList<string> StyleLadder);
+internal sealed record NetworkProfile(StyleTransferOptions Defaults, IReadOnlyList<string> ContentLadder, IReadOnlyList<string> StyleLadder);

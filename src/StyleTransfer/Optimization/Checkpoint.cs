@@ -19,7 +19,7 @@ namespace StyleTransfer.Optimization;
 /// the header's <c>__metadata__</c>, with the SHA-256 of that JSON and of the tensor data, checked
 /// on load; written atomically.
 /// </summary>
-public sealed class Checkpoint : IDisposable
+internal sealed class Checkpoint : IDisposable
 {
     /// <summary>The options that must be the same to resume: they define the loss being minimised (and the images' sizes).</summary>
     public static readonly IReadOnlyList<string> MustMatch =

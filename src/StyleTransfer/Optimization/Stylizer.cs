@@ -11,6 +11,7 @@ namespace StyleTransfer.Optimization;
 
 /// <summary>One optimiser iteration, as reported to progress displays and logs.</summary>
 /// <param name="Iteration">1-based.</param>
+/// <param name="Iterations">Iterations of the whole run, over every scale.</param>
 /// <param name="Total">α·content + β·style + tv.</param>
 /// <param name="Content">Unweighted content loss.</param>
 /// <param name="Style">Unweighted style loss Σ w_l E_l.</param>
@@ -22,7 +23,7 @@ namespace StyleTransfer.Optimization;
 public sealed record IterationReport(int Iteration, int Iterations, double Total, double Content, double Style, double Tv, TimeSpan Elapsed, int Evaluations, int Scale = 1, int Scales = 1);
 
 /// <summary>What a run produced.</summary>
-public sealed class StylizeResult : IDisposable
+internal sealed class StylizeResult : IDisposable
 {
     internal StylizeResult(Tensor image, IReadOnlyList<IterationReport> history, long seed, bool cancelled)
     {
@@ -45,7 +46,7 @@ public sealed class StylizeResult : IDisposable
 
     /// <summary>
     /// Cancelled before any iteration of this run ran: nothing was optimised, so
-    /// <see cref="Stylizer.StylizeFiles(string, IReadOnlyList{string}, string, StyleTransferOptions, IProgress{IterationReport}?, CancellationToken, Checkpoint?, string?)"/>
+    /// <see cref="Stylizer.StylizeFiles(string, string, string, StyleTransferOptions, IProgress{IterationReport}?, CancellationToken, Checkpoint?, string?)"/>
     /// wrote nothing (no image, no checkpoint) and left any old output as it was.
     /// </summary>
     public bool StoppedBeforeStart => Cancelled && History.Count == 0;
@@ -57,7 +58,7 @@ public sealed class StylizeResult : IDisposable
 /// Gatys et al.'s method: match a content image's features and a style image's Gram matrices by
 /// optimising the pixels of an image. Data flows one way: images → network → losses → optimiser.
 /// </summary>
-public static class Stylizer
+internal static class Stylizer
 {
     /// <summary>
     /// Reads the two images, stylises, writes <paramref name="outputPath"/> (PNG or JPEG, atomically;
