@@ -120,7 +120,7 @@ public static class CliApp
         }
         catch (StyleTransferException e)
         {
-            stderr.WriteLine($"error: {e.Message}");
+            stderr.WriteLine($"error: {OptionFlags.Message(e)}");
             return e.Kind switch
             {
                 FailureKind.Diverged => ExitDiverged,

@@ -19,8 +19,8 @@ internal sealed class OptionSet
     public readonly Option<double?> Ratio = new("--ratio") { Description = "α/β: sets α to ratio × β (the paper's default is 1e-3)" };
     public readonly Option<double> TvWeight = new("--tv-weight") { Description = $"Total-variation weight, 0: off, as in the paper ({ByNetwork(o => Num(o.TvWeight))})" };
     public readonly Option<double> TvChromaWeight = new("--tv-chroma-weight") { Description = $"Total-variation weight on the colour differences only: smooths colour speckle, not strokes ({ByNetwork(o => Num(o.TvChromaWeight))})" };
-    public readonly Option<string> ContentLayers = new("--content-layers") { Description = "Comma-separated content layers (default: the network's; relu4_2 for vgg19)" };
-    public readonly Option<string> StyleLayers = new("--style-layers") { Description = "Comma-separated style layers (default: the network's; relu1_1…relu5_1 for vgg19)" };
+    public readonly Option<string> ContentLayers = new("--content-layers") { Description = $"Comma-separated content layers (default: the network's; {string.Join(",", NetworkFactory.DefaultOptions("vgg19").ContentLayers)} for vgg19)" };
+    public readonly Option<string> StyleLayers = new("--style-layers") { Description = $"Comma-separated style layers (default: the network's; {NetworkFactory.DefaultOptions("vgg19").StyleLayers[0]}…{NetworkFactory.DefaultOptions("vgg19").StyleLayers[^1]} for vgg19)" };
     public readonly Option<string?> StyleLayerWeights = new("--style-layer-weights") { Description = "Comma-separated w_l, one per style layer (default: equal, 1/L)" };
     public readonly Option<string> Init = new Option<string>("--init") { Description = "Starting image: noise (the paper), content or style (default: the network's)" }.AcceptOnlyFromAmong("noise", "content", "style");
     public readonly Option<string> Optimizer = new Option<string>("--optimizer") { Description = "Optimiser (default lbfgs)" }.AcceptOnlyFromAmong("lbfgs", "adam");

@@ -8,7 +8,7 @@ namespace StyleTransfer;
 /// and created with create-new semantics (O_CREAT|O_EXCL): it is never an existing file or a
 /// link planted in the folder, which is followed nowhere and left as it was.
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>Attempts at a fresh temporary name before giving up (a collision of 64 random bits means something planted it).</summary>
     private const int Attempts = 8;
@@ -238,7 +238,7 @@ public static class AtomicFile
 /// file as it was); <see cref="Commit"/> then renames them all into place, in the order added. A
 /// rename within a folder needs no space, so once every file is written the renames succeed.
 /// </summary>
-public sealed class FileBatch : IDisposable
+internal sealed class FileBatch : IDisposable
 {
     private readonly List<(string Temp, string Path)> staged = [];
     private bool committed;

@@ -1,7 +1,7 @@
 namespace StyleTransfer;
 
 /// <summary>CPU makers that the memory policy (<see cref="MemoryTuning"/>) tells apart.</summary>
-public enum CpuVendor
+internal enum CpuVendor
 {
     /// <summary>Neither of the two below, or not known (no /proc/cpuinfo).</summary>
     Other,
@@ -17,14 +17,14 @@ public enum CpuVendor
 /// The first processor of /proc/cpuinfo: maker, model name and feature flags. Reading it needs no
 /// native library, so the CLI can decide things before libtorch loads.
 /// </summary>
-public sealed record CpuInfo(CpuVendor Vendor, string Model, IReadOnlySet<string> Flags)
+internal sealed record CpuInfo(CpuVendor Vendor, string Model, IReadOnlySet<string> Flags)
 {
     private static readonly Lazy<CpuInfo> Machine = new(ReadMachine);
 
     /// <summary>This machine's CPU; vendor Other, model "unknown" and no flags where /proc/cpuinfo cannot be read.</summary>
     public static CpuInfo ThisMachine => Machine.Value;
 
-    /// <summary>Parses the text of /proc/cpuinfo (x86 layout: "key<TAB>: value" lines); only the first processor is read.</summary>
+    /// <summary>Parses the text of /proc/cpuinfo (x86 layout: "key&lt;TAB&gt;: value" lines); only the first processor is read.</summary>
     public static CpuInfo Parse(string text)
     {
         var vendor = CpuVendor.Other;

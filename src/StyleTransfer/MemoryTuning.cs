@@ -3,7 +3,7 @@ using StyleTransfer.Networks;
 namespace StyleTransfer;
 
 /// <summary>What STYLIZE_HUGE_PAGES asks for.</summary>
-public enum HugePagesMode
+internal enum HugePagesMode
 {
     /// <summary>Decide by CPU, network and precision (<see cref="MemoryTuning.Decide"/>); also any unrecognised value.</summary>
     Auto,
@@ -16,7 +16,7 @@ public enum HugePagesMode
 }
 
 /// <summary>Whether a run should have glibc's huge-page tunable, and why, in a few words.</summary>
-public sealed record HugePagesDecision(bool On, string Reason);
+internal sealed record HugePagesDecision(bool On, string Reason);
 
 /// <summary>
 /// Transparent huge pages for glibc's large allocations. Every iteration allocates its full-resolution
@@ -40,7 +40,7 @@ public sealed record HugePagesDecision(bool On, string Reason);
 /// (/sys/kernel/mm/transparent_hugepage/enabled); elsewhere it does nothing.
 /// </para>
 /// </summary>
-public static class MemoryTuning
+internal static class MemoryTuning
 {
     /// <summary>The glibc tunable, as it goes into GLIBC_TUNABLES.</summary>
     public const string HugePagesTunable = "glibc.malloc.hugetlb=1";

@@ -2,9 +2,9 @@ namespace StyleTransfer;
 
 /// <summary>
 /// Checks on a run's output paths before any work is done: none may be (after links) one of the
-/// inputs or another output. Comparisons use <see cref="Resolve"/>, realpath's semantics.
+/// inputs or another output. Comparisons use <see cref="Resolve(string)"/>, realpath's semantics.
 /// </summary>
-public static class OutputPaths
+internal static class OutputPaths
 {
     /// <summary>Links followed before giving up (Linux's own limit is 40).</summary>
     private const int MaxLinks = 40;

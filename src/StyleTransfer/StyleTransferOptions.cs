@@ -75,10 +75,36 @@ public enum FirstConvPadding
 
 /// <summary>
 /// Every setting of a style transfer, in one record. Front ends build it and call
-/// <see cref="Validate"/> once; the engine trusts it after that.
+/// <see cref="Validate()"/> once; the engine trusts it after that.
 /// </summary>
+/// <remarks>
+/// The settings whose best value depends on the feature network (layers, weights, iterations,
+/// initialisation, feature transform, scales, anti-aliasing, ...) take <see cref="Network"/>'s
+/// default until they are set: <c>new StyleTransferOptions { Network = "resnet18" }</c> is
+/// ResNet-18's recipe, <c>new StyleTransferOptions()</c> the paper's VGG-19 recipe. A value that
+/// was set stays set when <see cref="Network"/> changes (<c>with { Network = ... }</c>).
+/// </remarks>
 public sealed record StyleTransferOptions
 {
+    private readonly string? network;
+    private readonly int? iterations;
+    private readonly double? styleWeight;
+    private readonly double? tvWeight;
+    private readonly double? tvChromaWeight;
+    private readonly IReadOnlyList<string>? contentLayers;
+    private readonly IReadOnlyList<string>? styleLayers;
+    private readonly InitMode? initMode;
+    private readonly FeatureTransformKind? featureTransform;
+    private readonly double? softmaxTemperature;
+    private readonly StyleNormalization? styleNormalization;
+    private readonly bool? lineSearch;
+    private readonly int? scales;
+    private readonly int? scaleStart;
+    private readonly int? styleAnchor;
+    private readonly double? styleScale;
+    private readonly bool? antiAlias;
+    private readonly bool? sizeInvariant;
+
     /// <summary>The paper's style layers (rectified responses; "conv1_1" … "conv5_1" in its Caffe naming).</summary>
     public static readonly IReadOnlyList<string> PaperStyleLayers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
 
@@ -89,48 +115,50 @@ public sealed record StyleTransferOptions
     public int Size { get; init; } = 512;
 
     /// <summary>Optimiser iterations.</summary>
-    public int Iterations { get; init; } = 500;
+    public int Iterations { get => iterations ?? NetworkDefaults.For(Network).Iterations; init => iterations = value; }
 
     /// <summary>α, the content weight.</summary>
     public double ContentWeight { get; init; } = 1.0;
 
     /// <summary>β, the style weight. The default gives the paper's α/β = 1e-3.</summary>
-    public double StyleWeight { get; init; } = 1e3;
+    public double StyleWeight { get => styleWeight ?? NetworkDefaults.For(Network).StyleWeight; init => styleWeight = value; }
 
     /// <summary>Weight of the squared total-variation term (0: off, as in the paper).</summary>
-    public double TvWeight { get; init; }
+    public double TvWeight { get => tvWeight ?? NetworkDefaults.For(Network).TvWeight; init => tvWeight = value; }
 
     /// <summary>
     /// Weight of a squared total-variation term on the colour differences alone (B−Y, R−Y; see
     /// <see cref="Losses.TotalVariation.ComputeChroma"/>): smooths colour speckle, leaves strokes of
     /// light and dark alone (0: off, as in the paper).
     /// </summary>
-    public double TvChromaWeight { get; init; }
+    public double TvChromaWeight { get => tvChromaWeight ?? NetworkDefaults.For(Network).TvChromaWeight; init => tvChromaWeight = value; }
 
     /// <summary>Layers whose features are matched for content.</summary>
-    public IReadOnlyList<string> ContentLayers { get; init; } = PaperContentLayers;
+    public IReadOnlyList<string> ContentLayers { get => contentLayers ?? NetworkDefaults.For(Network).ContentLayers; init => contentLayers = value; }
 
     /// <summary>Layers whose Gram matrices are matched for style.</summary>
-    public IReadOnlyList<string> StyleLayers { get; init; } = PaperStyleLayers;
+    public IReadOnlyList<string> StyleLayers { get => styleLayers ?? NetworkDefaults.For(Network).StyleLayers; init => styleLayers = value; }
 
     /// <summary>w_l per style layer; null means equal weights 1/L.</summary>
     public IReadOnlyList<double>? StyleLayerWeights { get; init; }
 
-    public InitMode Init { get; init; } = InitMode.Noise;
+    /// <summary>How the output image starts: noise (the paper; VGG-19's default), the content image (the other networks') or the style image.</summary>
+    public InitMode Init { get => initMode ?? NetworkDefaults.For(Network).Init; init => initMode = value; }
 
     /// <summary>Transformation of the feature maps before the losses (softmax: SWAG, for non-VGG networks).</summary>
-    public FeatureTransformKind FeatureTransform { get; init; } = FeatureTransformKind.None;
+    public FeatureTransformKind FeatureTransform { get => featureTransform ?? NetworkDefaults.For(Network).FeatureTransform; init => featureTransform = value; }
 
     /// <summary>Temperature T of the softmax transform.</summary>
-    public double SoftmaxTemperature { get; init; } = 1.0;
+    public double SoftmaxTemperature { get => softmaxTemperature ?? NetworkDefaults.For(Network).SoftmaxTemperature; init => softmaxTemperature = value; }
 
     /// <summary>How each style layer's term is scaled.</summary>
-    public StyleNormalization StyleNormalization { get; init; } = StyleNormalization.Paper;
+    public StyleNormalization StyleNormalization { get => styleNormalization ?? NetworkDefaults.For(Network).StyleNormalization; init => styleNormalization = value; }
 
+    /// <summary>The optimiser: L-BFGS (the paper) or Adam.</summary>
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.Lbfgs;
 
     /// <summary>L-BFGS with a strong-Wolfe line search (PyTorch's line_search_fn="strong_wolfe"); off: fixed steps, as torch.optim.LBFGS by default.</summary>
-    public bool LineSearch { get; init; }
+    public bool LineSearch { get => lineSearch ?? NetworkDefaults.For(Network).LineSearch; init => lineSearch = value; }
 
     /// <summary>L-BFGS memory: how many (step, gradient change) pairs are kept. Each pair holds two image-sized tensors.</summary>
     public int LbfgsHistory { get; init; } = 100;
@@ -141,10 +169,14 @@ public sealed record StyleTransferOptions
     /// <summary>Largest <see cref="LearningRate"/> accepted.</summary>
     public const double MaxLearningRate = 1000;
 
+    /// <summary>Pooling between VGG-19's blocks: average (the paper) or max; the other networks keep their own.</summary>
     public PoolingMode Pooling { get; init; } = PoolingMode.Avg;
 
-    /// <summary>Feature network name (see <see cref="NetworkFactory.Names"/>). Start from <see cref="NetworkFactory.DefaultOptions"/> to get that network's default layers and weights.</summary>
-    public string Network { get; init; } = "vgg19";
+    /// <summary>Feature network name (see <see cref="NetworkFactory.Names"/>): vgg19 (the default), resnet18, alexnet, googlenet or resnet50. The network-dependent settings that are not set take its defaults.</summary>
+    public string Network { get => network ?? "vgg19"; init => network = value; }
+
+    /// <summary>Whether <see cref="Network"/> was left unset: then <see cref="StyleTransferEngine"/>, like the CLI, picks VGG-19 when its weights are found and ResNet-18 otherwise.</summary>
+    internal bool NetworkUnset => network is null;
 
     /// <summary>Weights file; null searches the PyTorch hub cache.</summary>
     public string? WeightsPath { get; init; }
@@ -165,7 +197,7 @@ public sealed record StyleTransferOptions
     public int? Threads { get; init; }
 
     /// <summary>The style image's long edge, relative to the output's long edge.</summary>
-    public double StyleScale { get; init; } = 1.0;
+    public double StyleScale { get => styleScale ?? NetworkDefaults.For(Network).StyleScale; init => styleScale = value; }
 
     /// <summary>Colour preservation: none (default), luminance-only transfer or style colour histogram matching.</summary>
     public ColorPreservationMode PreserveColor { get; init; } = ColorPreservationMode.None;
@@ -174,7 +206,7 @@ public sealed record StyleTransferOptions
     /// Coarse-to-fine scales: 1 (default) runs at <see cref="Size"/> only; N runs N sizes growing by √2
     /// up to <see cref="Size"/>; <see cref="AutoScales"/> (0) starts near 128 px (see <see cref="ScaleSizes"/>).
     /// </summary>
-    public int Scales { get; init; } = 1;
+    public int Scales { get => scales ?? NetworkDefaults.For(Network).Scales; init => scales = value; }
 
     /// <summary>Padding of the feature network's first convolution.</summary>
     public FirstConvPadding Padding { get; init; } = FirstConvPadding.Zero;
@@ -184,7 +216,7 @@ public sealed record StyleTransferOptions
     /// paint a 2-pixel lattice (see <see cref="Networks.AntiAliasedInput"/>). Off: the network sees
     /// the pixels as they are, as in the paper.
     /// </summary>
-    public bool AntiAlias { get; init; }
+    public bool AntiAlias { get => antiAlias ?? NetworkDefaults.For(Network).AntiAlias; init => antiAlias = value; }
 
     /// <summary>
     /// Content and total-variation losses per pixel, scaled to a <see cref="BalanceArea"/>-pixel image,
@@ -194,7 +226,7 @@ public sealed record StyleTransferOptions
     /// run are stylised far more than the last). On: α/β means the same at every size and scale.
     /// Off: the paper's sums.
     /// </summary>
-    public bool SizeInvariant { get; init; }
+    public bool SizeInvariant { get => sizeInvariant ?? NetworkDefaults.For(Network).SizeInvariant; init => sizeInvariant = value; }
 
     /// <summary>The image area (512 × 512 pixels) at which <see cref="SizeInvariant"/> losses equal the plain sums.</summary>
     public const int BalanceArea = 512 * 512;
@@ -209,7 +241,7 @@ public sealed record StyleTransferOptions
     public const int AutoScaleStart = 128;
 
     /// <summary>Long edge of the smallest scale that <see cref="AutoScales"/> starts from (at least this, below √2 × this).</summary>
-    public int ScaleStart { get; init; } = AutoScaleStart;
+    public int ScaleStart { get => scaleStart ?? NetworkDefaults.For(Network).ScaleStart; init => scaleStart = value; }
 
     /// <summary>
     /// The size, in pixels of the long edge, whose look larger outputs keep (0: off). At every scale
@@ -218,7 +250,7 @@ public sealed record StyleTransferOptions
     /// the full size. So a 2048 px output looks like the 512 px one with more detail, instead of
     /// taking a finer texture at each larger scale.
     /// </summary>
-    public int StyleAnchor { get; init; }
+    public int StyleAnchor { get => styleAnchor ?? NetworkDefaults.For(Network).StyleAnchor; init => styleAnchor = value; }
 
     /// <summary>The smallest long edge any scale may have.</summary>
     public const int MinScaleSize = 32;
@@ -258,7 +290,7 @@ public sealed record StyleTransferOptions
     /// <summary>Per style image, its share of the blended style target (normalised to sum 1); null: equal shares.</summary>
     public IReadOnlyList<double>? StyleBlend { get; init; }
 
-    /// <summary>Masks placing style images on regions of the output (files; <see cref="Optimization.Stylizer.StylizeFiles(string, IReadOnlyList{string}, string, StyleTransferOptions, IProgress{Optimization.IterationReport}?, CancellationToken)"/> loads them). Styles without a mask share what the masks leave.</summary>
+    /// <summary>Masks placing style images on regions of the output (image files, loaded at the output size by <see cref="StyleTransferEngine"/>). Styles without a mask share what the masks leave.</summary>
     public IReadOnlyList<StyleMask>? StyleMasks { get; init; }
 
     /// <summary>A mask of another aspect ratio than the content image: refused (<see cref="MaskFit.Exact"/>, the default) or stretched.</summary>
@@ -286,22 +318,22 @@ public sealed record StyleTransferOptions
     public StyleTransferOptions Validate(int styleCount)
     {
         Validate();
-        Require(styleCount >= 1, "at least one style image is needed");
+        Require(styleCount >= 1, $"at least one style image is needed");
         if (StyleBlend != null)
         {
-            Require(StyleBlend.Count == styleCount, $"--style-blend has {StyleBlend.Count} value(s) but there are {styleCount} style images");
+            Require(StyleBlend.Count == styleCount, $"{Opt.StyleBlend} has {StyleBlend.Count} value(s) but there are {styleCount} style images");
         }
 
         if (StyleMasks != null)
         {
             foreach (StyleMask m in StyleMasks)
             {
-                Require(m.Style >= 0 && m.Style < styleCount, $"--mask names style image {m.Style + 1}, but there {(styleCount == 1 ? "is 1" : $"are {styleCount}")}");
+                Require(m.Style >= 0 && m.Style < styleCount, $"{Opt.StyleMasks} names style image {m.Style + 1}, but there {(styleCount == 1 ? "is 1" : $"are {styleCount}")}");
             }
 
             Require(
                 StyleBlend == null || StyleMasks.Select(m => m.Style).Distinct().Count() < styleCount,
-                "--style-blend cannot be used when every style image has a --mask (the masks place the styles)");
+                $"{Opt.StyleBlend} cannot be used when every style image has a {Opt.StyleMasks} (the masks place the styles)");
         }
 
         return this;
@@ -310,88 +342,88 @@ public sealed record StyleTransferOptions
     /// <summary>Checks every value; throws <see cref="StyleTransferException"/> with one line naming the first problem.</summary>
     public StyleTransferOptions Validate()
     {
-        Require(Size >= 16, $"--size must be at least 16, not {Size}");
-        Require(Size <= 16384, $"--size must be at most 16384, not {Size}");
-        Require(Iterations >= 1, $"--iterations must be at least 1, not {Iterations}");
-        RequireWeight(ContentWeight, "--content-weight");
-        RequireWeight(StyleWeight, "--style-weight");
-        RequireWeight(TvWeight, "--tv-weight");
-        RequireWeight(TvChromaWeight, "--tv-chroma-weight");
-        Require(ContentWeight > 0 || StyleWeight > 0 || TvWeight > 0, "at least one of --content-weight, --style-weight and --tv-weight must be above 0");
-        Require(ContentLayers.Count > 0 || ContentWeight == 0, "--content-layers is empty");
-        Require(StyleLayers.Count > 0 || StyleWeight == 0, "--style-layers is empty");
+        Require(
+            NetworkFactory.Names.Contains(Network),
+            $"unknown network '{Network}' (known: {string.Join(", ", NetworkFactory.Names)})");
+        Require(Size >= 16, $"{Opt.Size} must be at least 16, not {Size}");
+        Require(Size <= 16384, $"{Opt.Size} must be at most 16384, not {Size}");
+        Require(Iterations >= 1, $"{Opt.Iterations} must be at least 1, not {Iterations}");
+        RequireWeight(ContentWeight, Opt.ContentWeight);
+        RequireWeight(StyleWeight, Opt.StyleWeight);
+        RequireWeight(TvWeight, Opt.TvWeight);
+        RequireWeight(TvChromaWeight, Opt.TvChromaWeight);
+        Require(ContentWeight > 0 || StyleWeight > 0 || TvWeight > 0, $"at least one of {Opt.ContentWeight}, {Opt.StyleWeight} and {Opt.TvWeight} must be above 0");
+        Require(ContentLayers.Count > 0 || ContentWeight == 0, $"{Opt.ContentLayers} is empty");
+        Require(StyleLayers.Count > 0 || StyleWeight == 0, $"{Opt.StyleLayers} is empty");
         foreach (string layer in ContentLayers.Concat(StyleLayers))
         {
-            Require(!string.IsNullOrWhiteSpace(layer), "a layer name is empty");
+            Require(!string.IsNullOrWhiteSpace(layer), $"a layer name is empty");
         }
 
-        Require(StyleLayers.Distinct().Count() == StyleLayers.Count, "--style-layers names a layer twice");
+        Require(StyleLayers.Distinct().Count() == StyleLayers.Count, $"{Opt.StyleLayers} names a layer twice");
         if (StyleLayerWeights != null)
         {
             Require(
                 StyleLayerWeights.Count == StyleLayers.Count,
-                $"--style-layer-weights has {StyleLayerWeights.Count} value(s) but --style-layers has {StyleLayers.Count}");
+                $"{Opt.StyleLayerWeights} has {StyleLayerWeights.Count} value(s) but {Opt.StyleLayers} has {StyleLayers.Count}");
             foreach (double w in StyleLayerWeights)
             {
-                RequireWeight(w, "--style-layer-weights");
+                RequireWeight(w, Opt.StyleLayerWeights);
             }
         }
 
         if (LearningRate is { } lr)
         {
             // Pixels are in [0, 1]: a step beyond MaxLearningRate is meaningless, and 1e300 overflows float32 in the optimiser.
-            Require(double.IsFinite(lr) && lr > 0 && lr <= MaxLearningRate, $"--learning-rate must be a number above 0 and at most {MaxLearningRate}, not {Format(lr)}");
+            Require(double.IsFinite(lr) && lr > 0 && lr <= MaxLearningRate, $"{Opt.LearningRate} must be a number above 0 and at most {MaxLearningRate}, not {Format(lr)}");
         }
 
         if (StyleBlend != null)
         {
             foreach (double w in StyleBlend)
             {
-                RequireWeight(w, "--style-blend");
+                RequireWeight(w, Opt.StyleBlend);
             }
 
-            Require(StyleBlend.Count > 0, "--style-blend is empty");
-            Require(StyleBlend.Sum() > 0, "--style-blend weights are all 0");
+            Require(StyleBlend.Count > 0, $"{Opt.StyleBlend} is empty");
+            Require(StyleBlend.Sum() > 0, $"{Opt.StyleBlend} weights are all 0");
         }
 
         if (StyleMasks != null)
         {
             foreach (StyleMask m in StyleMasks)
             {
-                Require(!string.IsNullOrWhiteSpace(m.Path), $"--mask for style image {m.Style + 1} names no file");
+                Require(!string.IsNullOrWhiteSpace(m.Path), $"{Opt.StyleMasks} for style image {m.Style + 1} names no file");
             }
 
             foreach (var twice in StyleMasks.GroupBy(m => m.Style).Where(g => g.Count() > 1).Take(1))
             {
-                Require(false, $"--mask: style image {twice.Key + 1} has two masks");
+                Require(false, $"{Opt.StyleMasks}: style image {twice.Key + 1} has two masks");
             }
         }
 
-        Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"--style-scale must be above 0 and at most 8, not {Format(StyleScale)}");
-        Require(LbfgsHistory >= 1, $"--lbfgs-history must be at least 1, not {LbfgsHistory}");
-        Require(double.IsFinite(SoftmaxTemperature) && SoftmaxTemperature > 0, $"--softmax-temperature must be a number above 0, not {Format(SoftmaxTemperature)}");
-        Require(SaveEvery >= 0, $"--save-every must be 0 or more, not {SaveEvery}");
-        Require(Threads is null or >= 1, $"--threads must be at least 1, not {Threads}");
+        Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"{Opt.StyleScale} must be above 0 and at most 8, not {Format(StyleScale)}");
+        Require(LbfgsHistory >= 1, $"{Opt.LbfgsHistory} must be at least 1, not {LbfgsHistory}");
+        Require(double.IsFinite(SoftmaxTemperature) && SoftmaxTemperature > 0, $"{Opt.SoftmaxTemperature} must be a number above 0, not {Format(SoftmaxTemperature)}");
+        Require(SaveEvery >= 0, $"{Opt.SaveEvery} must be 0 or more, not {SaveEvery}");
+        Require(Threads is null or >= 1, $"{Opt.Threads} must be at least 1, not {Threads}");
         Require(Threads is null || Threads <= MaxThreads, ThreadsTooMany(Threads ?? 0));
-        Require(
-            NetworkFactory.Names.Contains(Network),
-            $"unknown network '{Network}' (known: {string.Join(", ", NetworkFactory.Names)})");
-        Require(Seed is null or >= 0, $"--seed must be 0 or more, not {Seed}");
-        Require(Enum.IsDefined(PreserveColor), $"--preserve-color must be none, luminance or histogram, not {PreserveColor}");
-        Require(Enum.IsDefined(Padding), $"--padding must be zero or replicate, not {Padding}");
-        Require(Scales >= 0, $"--scales must be auto or a count of 1 or more, not {Scales}");
-        Require(ScaleStart >= MinScaleSize, $"--scale-start must be at least {MinScaleSize} px, not {ScaleStart}");
-        Require(StyleAnchor == 0 || StyleAnchor >= MinScaleSize, $"--style-anchor must be 0 (off) or at least {MinScaleSize} px, not {StyleAnchor}");
+        Require(Seed is null or >= 0, $"{Opt.Seed} must be 0 or more, not {Seed}");
+        Require(Enum.IsDefined(PreserveColor), $"{Opt.PreserveColor} must be none, luminance or histogram, not {PreserveColor}");
+        Require(Enum.IsDefined(Padding), $"{Opt.Padding} must be zero or replicate, not {Padding}");
+        Require(Scales >= 0, $"{Opt.Scales} must be auto or a count of 1 or more, not {Scales}");
+        Require(ScaleStart >= MinScaleSize, $"{Opt.ScaleStart} must be at least {MinScaleSize} px, not {ScaleStart}");
+        Require(StyleAnchor == 0 || StyleAnchor >= MinScaleSize, $"{Opt.StyleAnchor} must be 0 (off) or at least {MinScaleSize} px, not {StyleAnchor}");
         if (Scales > 1)
         {
             int smallest = (int)Math.Round(Size / Math.Pow(Math.Sqrt(2), Scales - 1));
             int most = 1 + (int)Math.Floor((Math.Log(Size / (double)MinScaleSize) / Math.Log(Math.Sqrt(2))) + 1e-9);
-            Require(smallest >= MinScaleSize, $"--scales {Scales} starts at {smallest} px, below {MinScaleSize}; at most {Math.Max(1, most)} scale(s) fit --size {Size}");
+            Require(smallest >= MinScaleSize, $"{Opt.Scales.Is(Scales.ToString(CultureInfo.InvariantCulture))} starts at {smallest} px, below {MinScaleSize}; at most {Math.Max(1, most)} scale(s) fit {Opt.Size.Is(Size.ToString(CultureInfo.InvariantCulture))}");
         }
 
         Require(
             Precision != Precision.Fp16 || Device.Trim().StartsWith("cuda", StringComparison.OrdinalIgnoreCase),
-            "--precision fp16 needs --device cuda (libtorch has no fast fp16 convolutions on the CPU); use --precision bf16");
+            $"{Opt.Precision.Is("fp16")} needs {Opt.Device.Is("cuda")} (libtorch has no fast fp16 convolutions on the CPU); use {Opt.Precision.Is("bf16")}");
         return this;
     }
 
@@ -399,19 +431,13 @@ public sealed record StyleTransferOptions
     public static int MaxThreads => 4 * Environment.ProcessorCount;
 
     /// <summary>The one-line refusal of a thread count above <see cref="MaxThreads"/>.</summary>
-    internal static string ThreadsTooMany(int threads) =>
-        $"--threads must be at most {MaxThreads} (4 × this machine's {Environment.ProcessorCount} cores), not {threads}";
+    internal static FormattableString ThreadsTooMany(int threads) =>
+        $"{Opt.Threads} must be at most {MaxThreads} (4 × this machine's {Environment.ProcessorCount} cores), not {threads}";
 
     internal static string Format(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
 
-    private static void RequireWeight(double w, string name) =>
+    private static void RequireWeight(double w, Opt name) =>
         Require(double.IsFinite(w) && w >= 0, $"{name} must be a finite number of 0 or more, not {Format(w)}");
 
-    private static void Require(bool condition, string message)
-    {
-        if (!condition)
-        {
-            throw new StyleTransferException(message);
-        }
-    }
+    private static void Require(bool condition, FormattableString message) => StyleTransferException.Require(condition, message);
 }

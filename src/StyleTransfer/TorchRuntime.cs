@@ -122,7 +122,7 @@ public static class TorchRuntime
     {
         if (threads is { } n && (n < 1 || n > StyleTransferOptions.MaxThreads))
         {
-            throw new StyleTransferException(n < 1 ? $"--threads must be at least 1, not {n}" : StyleTransferOptions.ThreadsTooMany(n));
+            throw StyleTransferException.Named(n < 1 ? $"{Opt.Threads} must be at least 1, not {n}" : StyleTransferOptions.ThreadsTooMany(n));
         }
 
         EnsureLoaded();
@@ -172,19 +172,19 @@ public static class TorchRuntime
         bool ok = n == "cuda" || (n.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(n.AsSpan(5), out index) && index >= 0);
         if (!ok)
         {
-            throw new StyleTransferException($"--device must be cpu, cuda or cuda:N, not '{name}'");
+            throw StyleTransferException.Named($"{Opt.Device} must be cpu, cuda or cuda:N, not '{name}'");
         }
 
         if (!torch.cuda.is_available())
         {
-            throw new StyleTransferException(
-                $"--device {name} was asked for, but CUDA is not available: this build uses the CPU libtorch package (see README 'GPU')");
+            throw StyleTransferException.Named(
+                $"{Opt.Device.Is(name)} was asked for, but CUDA is not available: this build uses the CPU libtorch package (see README 'GPU')");
         }
 
         int count = torch.cuda.device_count();
         if (index >= count)
         {
-            throw new StyleTransferException($"--device {name} was asked for, but this machine has {count} CUDA device(s)");
+            throw StyleTransferException.Named($"{Opt.Device.Is(name)} was asked for, but this machine has {count} CUDA device(s)");
         }
 
         return torch.device(DeviceType.CUDA, index);

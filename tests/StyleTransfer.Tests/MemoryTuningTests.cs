@@ -32,9 +32,10 @@ public class MemoryTuningTests
     [InlineData(CpuVendor.Intel, false, "resnet50", Precision.Fp32, false)]
     [InlineData(CpuVendor.Other, false, "resnet18", Precision.Fp32, false)]
     [InlineData(CpuVendor.Other, false, "vgg19", Precision.Bf16, false)]
-    public void AutoDecidesByCpuMakerNetworkAndPrecision(CpuVendor vendor, bool amx, string network, Precision precision, bool on)
+    public void AutoDecidesByCpuMakerNetworkAndPrecision(object vendor, bool amx, string network, Precision precision, bool on)
     {
-        Assert.Equal(on, MemoryTuning.Decide(HugePagesMode.Auto, vendor, amx, "madvise", network, precision, onCpu: true).On);
+        // object: CpuVendor is internal, and a public test method cannot take it.
+        Assert.Equal(on, MemoryTuning.Decide(HugePagesMode.Auto, (CpuVendor)vendor, amx, "madvise", network, precision, onCpu: true).On);
     }
 
     [Fact]
@@ -75,7 +76,7 @@ public class MemoryTuningTests
     [InlineData("1", HugePagesMode.On)]
     [InlineData("off", HugePagesMode.Off)]
     [InlineData("0", HugePagesMode.Off)]
-    public void TheSwitchReadsAutoOnOff(string? value, HugePagesMode mode) => Assert.Equal(mode, MemoryTuning.ParseMode(value));
+    public void TheSwitchReadsAutoOnOff(string? value, object mode) => Assert.Equal((HugePagesMode)mode, MemoryTuning.ParseMode(value));
 
     [Theory]
     [InlineData(null, false)]

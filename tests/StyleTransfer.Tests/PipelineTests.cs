@@ -110,7 +110,7 @@ public sealed class PipelineTests(ITestOutputHelper output)
     public void TooManyScalesAreRefused()
     {
         var e = Assert.Throws<StyleTransferException>(() => (Base with { Size = 64, Scales = 4 }).Validate());
-        Assert.Equal("--scales 4 starts at 23 px, below 32; at most 3 scale(s) fit --size 64", e.Message);
+        Assert.Equal("--scales 4 starts at 23 px, below 32; at most 3 scale(s) fit --size 64", Cli.OptionFlags.Message(e));
     }
 
     [Fact]
@@ -265,9 +265,9 @@ public sealed class PipelineTests(ITestOutputHelper output)
 
         using Checkpoint loaded = Checkpoint.Load(path);
         var e = Assert.Throws<StyleTransferException>(() => loaded.CheckCompatible(loaded.Options with { StyleWeight = 5 }, "aa", "bb", "run.ckpt"));
-        Assert.Equal("--resume: checkpoint 'run.ckpt' was made with --style-weight 1000, not 5 (only -n, --save-every, --line-search, --lbfgs-history, --learning-rate, --precision, --device and --threads may change)", e.Message);
+        Assert.Equal("--resume: checkpoint 'run.ckpt' was made with --style-weight 1000, not 5 (only -n, --save-every, --line-search, --lbfgs-history, --learning-rate, --precision, --device and --threads may change)", Cli.OptionFlags.Message(e));
         e = Assert.Throws<StyleTransferException>(() => loaded.CheckCompatible(loaded.Options, "cc", "bb", "run.ckpt"));
-        Assert.Equal("--resume: checkpoint 'run.ckpt' was made from another content image (SHA-256 differs)", e.Message);
+        Assert.Equal("--resume: checkpoint 'run.ckpt' was made from another content image (SHA-256 differs)", Cli.OptionFlags.Message(e));
         loaded.CheckCompatible(loaded.Options with { Iterations = 50, LineSearch = true, Threads = 1 }, "aa", "bb", "run.ckpt");
     }
 

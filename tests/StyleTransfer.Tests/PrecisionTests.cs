@@ -110,7 +110,7 @@ public sealed class PrecisionTests
     public void Fp16OnTheCpuIsRefusedWithOneLine()
     {
         var e = Assert.Throws<StyleTransferException>(() => new StyleTransferOptions { Precision = Precision.Fp16 }.Validate());
-        Assert.Equal("--precision fp16 needs --device cuda (libtorch has no fast fp16 convolutions on the CPU); use --precision bf16", e.Message);
+        Assert.Equal("--precision fp16 needs --device cuda (libtorch has no fast fp16 convolutions on the CPU); use --precision bf16", Cli.OptionFlags.Message(e));
         new StyleTransferOptions { Precision = Precision.Fp16, Device = "cuda" }.Validate();
     }
 

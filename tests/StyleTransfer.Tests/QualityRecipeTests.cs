@@ -132,7 +132,7 @@ public sealed class QualityRecipeTests
     public void AScaleStartBelowTheSmallestScaleIsRefused()
     {
         var e = Assert.Throws<StyleTransferException>(() => new StyleTransferOptions { ScaleStart = 16 }.Validate());
-        Assert.Equal("--scale-start must be at least 32 px, not 16", e.Message);
+        Assert.Equal("--scale-start must be at least 32 px, not 16", Cli.OptionFlags.Message(e));
     }
 
     [Fact]
@@ -184,6 +184,6 @@ public sealed class QualityRecipeTests
     public void AStyleAnchorBelowTheSmallestScaleIsRefused()
     {
         var e = Assert.Throws<StyleTransferException>(() => new StyleTransferOptions { StyleAnchor = 20 }.Validate());
-        Assert.Equal("--style-anchor must be 0 (off) or at least 32 px, not 20", e.Message);
+        Assert.Equal("--style-anchor must be 0 (off) or at least 32 px, not 20", Cli.OptionFlags.Message(e));
     }
 }

@@ -23,7 +23,7 @@ public sealed class ResNet18Fixture : IDisposable
 
     public string PreprocessPath { get; }
 
-    public ResNet18 Network { get; }
+    internal ResNet18 Network { get; }
 
     public byte[] ModelBytes { get; }
 

@@ -167,7 +167,7 @@ public sealed class StyleBlendTests : IDisposable
     public void BlendWeightsAreCheckedAgainstTheStyleCount()
     {
         var e = Assert.Throws<StyleTransferException>(() => Stylizer.Run(content, [stripes, redStripes], net, Base with { StyleBlend = [1, 2, 3] }, null).Dispose());
-        Assert.Equal("--style-blend has 3 value(s) but there are 2 style images", e.Message);
+        Assert.Equal("--style-blend has 3 value(s) but there are 2 style images", Cli.OptionFlags.Message(e));
         Assert.Equal([0.25, 0.75], (Base with { StyleBlend = [1, 3] }).EffectiveStyleBlend(2));
         Assert.Equal([0.5, 0.5], Base.EffectiveStyleBlend(2));
     }

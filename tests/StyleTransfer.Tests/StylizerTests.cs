@@ -134,7 +134,7 @@ public sealed class StylizerTests
     public void UnknownLayerNamesAreRejectedWithTheKnownOnes()
     {
         var e = Assert.Throws<StyleTransferException>(() => Run(Base with { StyleLayers = ["relu1_1", "conv9_1"] }));
-        Assert.StartsWith("--style-layers: unknown layer 'conv9_1' for vgg19 (known: conv1_1, relu1_1, conv1_2,", e.Message);
+        Assert.StartsWith("--style-layers: unknown layer 'conv9_1' for vgg19 (known: conv1_1, relu1_1, conv1_2,", Cli.OptionFlags.Message(e));
     }
 
     private static bool Same(Tensor a, Tensor b)

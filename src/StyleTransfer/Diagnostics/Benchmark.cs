@@ -8,11 +8,22 @@ using static TorchSharp.torch;
 namespace StyleTransfer.Diagnostics;
 
 /// <summary>One measured case: median time per optimiser iteration and what it achieves.</summary>
+/// <param name="Network">The network timed.</param>
+/// <param name="Size">Side of the square image, in pixels.</param>
+/// <param name="Iterations">Timed iterations (after one warm-up).</param>
+/// <param name="MedianMs">Median time of one iteration.</param>
+/// <param name="MinMs">Fastest iteration.</param>
+/// <param name="Gflop">Convolution work of one iteration (forward and input-gradient backward), in GFLOP.</param>
+/// <param name="Gflops">That work over the median time.</param>
+/// <param name="PeakFraction">Gflops over the machine's fp32 peak.</param>
+/// <param name="PeakGflops">The peak compared against.</param>
+/// <param name="Device">Where it ran.</param>
+/// <param name="Precision">The network's arithmetic.</param>
 /// <param name="RssMb">Peak resident memory of the process at the end.</param>
 /// <param name="RssAt50Mb">Peak resident memory after timed iteration 50 (runs of 50 or more), to check that memory stays flat.</param>
 /// <param name="RssAt150Mb">The same after iteration 150 (runs of 150 or more).</param>
 /// <param name="RssAt500Mb">The same after iteration 500 (runs of 500 or more): issue 6's "flat" compares it with <paramref name="RssAt50Mb"/>.</param>
-public sealed record BenchResult(string Network, int Size, int Iterations, double MedianMs, double MinMs, double Gflop, double Gflops, double PeakFraction, double PeakGflops, long RssMb, string Device = "cpu", Precision Precision = Precision.Fp32, long? RssAt50Mb = null, long? RssAt150Mb = null, long? RssAt500Mb = null)
+internal sealed record BenchResult(string Network, int Size, int Iterations, double MedianMs, double MinMs, double Gflop, double Gflops, double PeakFraction, double PeakGflops, long RssMb, string Device = "cpu", Precision Precision = Precision.Fp32, long? RssAt50Mb = null, long? RssAt150Mb = null, long? RssAt500Mb = null)
 {
     /// <summary>One machine-readable line: <c>bench vgg19 512 ms=… gflops=… peak_frac=… rss_mb=…</c>.</summary>
     public override string ToString() => string.Create(
@@ -26,7 +37,7 @@ public sealed record BenchResult(string Network, int Size, int Iterations, doubl
 /// on a square random image: VGG-19 with random full-width weights (the paper's layers), ResNet-18
 /// with its bundled weights (its default recipe, SWAG softmax included).
 /// </summary>
-public static class Benchmark
+internal static class Benchmark
 {
     /// <summary>The networks <see cref="Run"/> knows.</summary>
     public static readonly IReadOnlyList<string> Networks = ["vgg19", "resnet18"];

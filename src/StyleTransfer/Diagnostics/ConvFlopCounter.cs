@@ -7,7 +7,7 @@ namespace StyleTransfer.Diagnostics;
 /// <see cref="Measure"/> on this thread, from the real output shapes, for benchmarks of any network.
 /// Outside a measurement the networks' one call per convolution costs a thread-static read.
 /// </summary>
-public static class ConvFlopCounter
+internal static class ConvFlopCounter
 {
     [ThreadStatic]
     private static double? flop;

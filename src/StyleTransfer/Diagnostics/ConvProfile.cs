@@ -9,13 +9,17 @@ namespace StyleTransfer.Diagnostics;
 
 /// <summary>One VGG-19 convolution timed alone, at the shape it has in a style-transfer iteration.</summary>
 /// <param name="Layer">conv1_1 … conv5_1.</param>
+/// <param name="InChannels">Input channels.</param>
+/// <param name="OutChannels">Output channels.</param>
+/// <param name="Height">Height of the feature map.</param>
+/// <param name="Width">Width of the feature map.</param>
 /// <param name="Gflop">Forward multiply-adds × 2 (the input-gradient backward costs the same).</param>
 /// <param name="ForwardMs">Median forward time.</param>
 /// <param name="BackwardMs">Median input-gradient time (the backward pass alone).</param>
 /// <param name="BackwardAsForwardMs">The same gradient computed as a forward convolution of the output gradient with the flipped, transposed weights.</param>
 /// <param name="ReluMs">The ReLU after the convolution: forward (in place, as the network runs it) plus backward.</param>
 /// <param name="PoolMs">The 2×2 average pooling before the convolution, forward plus backward; 0 where there is none.</param>
-public sealed record ConvProfileRow(string Layer, long InChannels, long OutChannels, long Height, long Width, double Gflop, double ForwardMs, double BackwardMs, double BackwardAsForwardMs, double ReluMs, double PoolMs)
+internal sealed record ConvProfileRow(string Layer, long InChannels, long OutChannels, long Height, long Width, double Gflop, double ForwardMs, double BackwardMs, double BackwardAsForwardMs, double ReluMs, double PoolMs)
 {
     /// <summary>Forward GFLOP/s.</summary>
     public double ForwardGflops => Gflop / (ForwardMs / 1000);
@@ -37,7 +41,7 @@ public sealed record ConvProfileRow(string Layer, long InChannels, long OutChann
 /// Comparing their sum with a full iteration's time (<see cref="Benchmark"/>) says how much of an
 /// iteration is convolution and how far each layer is from the arithmetic peak.
 /// </summary>
-public static class ConvProfile
+internal static class ConvProfile
 {
     /// <summary>The paper's deepest tap: the profile stops there.</summary>
     private const string Deepest = "conv5_1";

@@ -11,7 +11,7 @@ namespace StyleTransfer.Diagnostics;
 /// <param name="VectorBits">FMA width used: 512 (AVX-512), 256 (AVX2+FMA) or 0 when neither is available.</param>
 /// <param name="Gflops">fp32 GFLOP/s of all threads together (one FMA = 2 FLOPs).</param>
 /// <param name="SingleThreadGflops">The same with one thread, which may run at a higher (turbo) clock.</param>
-public sealed record FmaPeakResult(int Threads, int VectorBits, double Gflops, double SingleThreadGflops)
+internal sealed record FmaPeakResult(int Threads, int VectorBits, double Gflops, double SingleThreadGflops)
 {
     /// <inheritdoc/>
     public override string ToString() => VectorBits == 0
@@ -26,7 +26,7 @@ public sealed record FmaPeakResult(int Threads, int VectorBits, double Gflops, d
 /// under wide vector load (which is often below the base clock /proc/cpuinfo reports, or above it
 /// with turbo).
 /// </summary>
-public static class FmaPeak
+internal static class FmaPeak
 {
     private const int InnerIterations = 1 << 16;
 

@@ -10,7 +10,7 @@ namespace StyleTransfer.Diagnostics;
 /// <param name="Height">Height measured, in pixels.</param>
 /// <param name="Checkerboard">Checkerboard energy, 0–255 scale (at most 127.5).</param>
 /// <param name="Speckle">Colour speckle, CIE a*/b* units.</param>
-public sealed record ImageMetricsResult(int Width, int Height, double Checkerboard, double Speckle);
+internal sealed record ImageMetricsResult(int Width, int Height, double Checkerboard, double Speckle);
 
 /// <summary>
 /// Two measures of pixel-level noise in a stylised image (issue 20), computed in float64 on the
@@ -28,7 +28,7 @@ public sealed record ImageMetricsResult(int Width, int Height, double Checkerboa
 /// Files are measured after <see cref="ImageIO.LoadTensor"/> scales them to the long edge asked
 /// for (Lanczos-3, as for stylising; no resampling when the long edge already matches).
 /// </summary>
-public static class ImageMetrics
+internal static class ImageMetrics
 {
     /// <summary>Long edge, in pixels, the metrics are taken at unless told otherwise.</summary>
     public const int DefaultSize = 512;

@@ -12,7 +12,7 @@ namespace StyleTransfer.Diagnostics;
 /// content</c>): the network and style image loaded once, as <see cref="Stylizer.StylizeFiles(string, string, string, StyleTransferOptions, IProgress{IterationReport}?, CancellationToken, Checkpoint?, string?)"/>
 /// loads them (style long edge = --size × --style-scale), the loss from <see cref="Stylizer.MeasureStyleLoss"/>.
 /// </summary>
-public sealed class StyleLossMeter : IDisposable
+internal sealed class StyleLossMeter : IDisposable
 {
     private readonly IFeatureNetwork network;
     private readonly Tensor style;

@@ -15,7 +15,7 @@ namespace StyleTransfer.Experiments;
 /// experiment is a list of <see cref="TilePlan"/>s run by <see cref="RunTiles"/> against one set
 /// of targets and one loaded network.
 /// </summary>
-public static class Experiment
+internal static class Experiment
 {
     /// <summary>Options that reconstruct the content image from white noise by matching <paramref name="layer"/> alone (β = 0).</summary>
     public static StyleTransferOptions ContentReconstruction(StyleTransferOptions o, string layer) => o with
@@ -416,4 +416,4 @@ public static class Experiment
 }
 
 /// <summary>A grid's tiles and its labels.</summary>
-public sealed record GridPlan(IReadOnlyList<TilePlan> Tiles, IReadOnlyList<string> ColumnHeaders, IReadOnlyList<string> RowHeaders);
+internal sealed record GridPlan(IReadOnlyList<TilePlan> Tiles, IReadOnlyList<string> ColumnHeaders, IReadOnlyList<string> RowHeaders);

@@ -6,17 +6,17 @@ using StyleTransfer.Optimization;
 namespace StyleTransfer.Experiments;
 
 /// <summary>One optimisation of an experiment: where its image goes on the sheet, its label, its options.</summary>
-public sealed record TilePlan(int Row, int Column, string Label, StyleTransferOptions Options)
+internal sealed record TilePlan(int Row, int Column, string Label, StyleTransferOptions Options)
 {
     /// <summary>What kind of tile this is when labels alone are ambiguous ("content", "style" on Figure 1); logs and plots name it.</summary>
     public string? Group { get; init; }
 }
 
 /// <summary>An iteration of tile <paramref name="Tile"/> of <paramref name="Tiles"/> (1-based).</summary>
-public sealed record TileReport(int Tile, int Tiles, TilePlan Plan, IterationReport Report);
+internal sealed record TileReport(int Tile, int Tiles, TilePlan Plan, IterationReport Report);
 
 /// <summary>A tile that ran, with its result.</summary>
-public sealed class TileRun(TilePlan plan, StylizeResult result) : IDisposable
+internal sealed class TileRun(TilePlan plan, StylizeResult result) : IDisposable
 {
     public TilePlan Plan { get; } = plan;
 
@@ -28,7 +28,7 @@ public sealed class TileRun(TilePlan plan, StylizeResult result) : IDisposable
 }
 
 /// <summary>What an experiment produced: every tile that ran (all of them unless it was cancelled).</summary>
-public sealed class ExperimentResult : IDisposable
+internal sealed class ExperimentResult : IDisposable
 {
     internal ExperimentResult(IReadOnlyList<TilePlan> planned, IReadOnlyList<TileRun> tiles, bool cancelled, long seed)
     {
@@ -78,7 +78,7 @@ public sealed class ExperimentResult : IDisposable
 /// <see cref="Inits"/>, an axis not given keeps the options' single value (their α/β and their
 /// style layers), so <c>--inits</c> alone gives one row per initialisation.
 /// </summary>
-public sealed record GridAxes(IReadOnlyList<double>? Ratios = null, IReadOnlyList<int>? Depths = null, IReadOnlyList<InitMode>? Inits = null)
+internal sealed record GridAxes(IReadOnlyList<double>? Ratios = null, IReadOnlyList<int>? Depths = null, IReadOnlyList<InitMode>? Inits = null)
 {
     /// <summary>The α/β values of the paper's Figure 3.</summary>
     public static readonly IReadOnlyList<double> PaperRatios = [1e-5, 1e-4, 1e-3, 1e-2];
@@ -122,7 +122,7 @@ public sealed record GridAxes(IReadOnlyList<double>? Ratios = null, IReadOnlyLis
 }
 
 /// <summary>An output size for a texture: "768x512" (width × height) or "512" (a square).</summary>
-public static partial class OutputSize
+internal static partial class OutputSize
 {
     /// <summary>Parses <paramref name="text"/>; each side must be 16 to 16384 pixels.</summary>
     public static (int Width, int Height) Parse(string text)

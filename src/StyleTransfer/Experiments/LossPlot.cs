@@ -10,7 +10,7 @@ namespace StyleTransfer.Experiments;
 /// (a sheet's tiles): one total-loss curve per tile, labelled. Zero losses (a term that is off) are
 /// left out, as a log scale cannot show them.
 /// </summary>
-public static class LossPlot
+internal static class LossPlot
 {
     public const int Width = 800;
     public const int Height = 500;

@@ -13,7 +13,7 @@ namespace StyleTransfer.Experiments;
 /// <param name="Seed">The seed it used.</param>
 /// <param name="Cancelled">Stopped early (Ctrl-C).</param>
 /// <param name="History">The reports the progress display was given, in order.</param>
-public sealed record LoggedRun(string Label, int Row, int Column, StyleTransferOptions Options, long Seed, bool Cancelled, IReadOnlyList<IterationReport> History)
+internal sealed record LoggedRun(string Label, int Row, int Column, StyleTransferOptions Options, long Seed, bool Cancelled, IReadOnlyList<IterationReport> History)
 {
     /// <summary>"content" or "style" where the label alone is ambiguous (Figure 1); null otherwise.</summary>
     public string? Group { get; init; }
@@ -33,7 +33,7 @@ public sealed record LoggedRun(string Label, int Row, int Column, StyleTransferO
 /// its options, seed, final loss and every iteration: iteration, total, content, style, tv,
 /// seconds (since that run's optimisation started) and evaluations (forward/backward passes so far).
 /// </summary>
-public static class RunLog
+internal static class RunLog
 {
     private static readonly JsonSerializerOptions OptionsJson = new()
     {

@@ -6,7 +6,7 @@ namespace StyleTransfer.Imaging;
 /// BT.601 luma Y = Kr·R + Kg·G + Kb·B and the colour differences B−Y, R−Y (unscaled): the one
 /// luminance/colour split that the anti-aliasing filter and the chroma TV term both use.
 /// </summary>
-public static class Bt601
+internal static class Bt601
 {
     public const double Kr = 0.299;
     public const double Kg = 0.587;

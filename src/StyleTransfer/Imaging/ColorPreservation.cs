@@ -8,7 +8,7 @@ namespace StyleTransfer.Imaging;
 /// in Neural Artistic Style Transfer" (2016), as pre- and post-processing around an unchanged
 /// transfer. Pure tensor maths on [1,3,H,W] RGB images; the 3×3 colour maths is done in float64.
 /// </summary>
-public static class ColorPreservation
+internal static class ColorPreservation
 {
     // NTSC YIQ (FCC rounding): Y is the Rec. 601 luma, I and Q the chroma.
     private static readonly double[] RgbToYiqRows =

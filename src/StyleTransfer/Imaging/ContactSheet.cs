@@ -7,14 +7,14 @@ using SkiaSharp;
 namespace StyleTransfer.Imaging;
 
 /// <summary>One cell of a contact sheet: an image (or none: left blank) and a caption under it.</summary>
-public sealed record SheetCell(int Row, int Column, string? Caption, Image<Rgb24>? Image = null);
+internal sealed record SheetCell(int Row, int Column, string? Caption, Image<Rgb24>? Image = null);
 
 /// <summary>
 /// What a contact sheet shows: a grid of <see cref="Rows"/> × <see cref="Columns"/> tiles, each at
 /// most <see cref="TileWidth"/> × <see cref="TileHeight"/> (larger images are scaled down to fit,
 /// smaller ones centred), with optional captions, column headers, row headers and a title.
 /// </summary>
-public sealed record SheetSpec(int Rows, int Columns, int TileWidth, int TileHeight, IReadOnlyList<SheetCell> Cells)
+internal sealed record SheetSpec(int Rows, int Columns, int TileWidth, int TileHeight, IReadOnlyList<SheetCell> Cells)
 {
     /// <summary>One per column, above the first row; null: none.</summary>
     public IReadOnlyList<string>? ColumnHeaders { get; init; }
@@ -33,7 +33,7 @@ public sealed record SheetSpec(int Rows, int Columns, int TileWidth, int TileHei
 }
 
 /// <summary>A rectangle in sheet pixels.</summary>
-public readonly record struct Box(int X, int Y, int Width, int Height)
+internal readonly record struct Box(int X, int Y, int Width, int Height)
 {
     public int Right => X + Width;
 
@@ -44,7 +44,7 @@ public readonly record struct Box(int X, int Y, int Width, int Height)
 /// Where everything of a <see cref="SheetSpec"/> goes. Columns are all as wide as the widest tile,
 /// caption or column header; a caption line sits under every tile when any cell has one.
 /// </summary>
-public sealed class SheetLayout
+internal sealed class SheetLayout
 {
     internal SheetLayout(SheetSpec spec, Func<string, float> measure)
     {
@@ -105,7 +105,7 @@ public sealed class SheetLayout
 }
 
 /// <summary>Composes labelled contact sheets (SkiaSharp draws the text; ImageSharp 2 has none).</summary>
-public static class ContactSheet
+internal static class ContactSheet
 {
     private static readonly Lazy<SKTypeface?> Typeface = new(FindTypeface);
 

@@ -176,15 +176,21 @@ public static class ImageIO
         AtomicFile.CheckPath(path, what);
     }
 
-    /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename.</summary>
-    public static void Save(Tensor image, string path, FileBatch? batch = null)
+    /// <summary>Writes a [1,3,H,W] or [3,H,W] tensor (RGB in [0,1]) as PNG or JPEG (by extension) through a temporary file and a rename.</summary>
+    public static void Save(Tensor image, string path) => Save(image, path, null);
+
+    /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename (so a file appears under its name only when whole, and a link planted there is replaced, not followed).</summary>
+    public static void Save(Image<Rgb24> image, string path) => Save(image, path, null);
+
+    /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename; with <paramref name="batch"/>, together with the batch's other files.</summary>
+    internal static void Save(Tensor image, string path, FileBatch? batch)
     {
         using Image<Rgb24> img = ToImage(image);
         Save(img, path, batch);
     }
 
     /// <summary>Writes the image as PNG or JPEG (by extension) through a temporary file and a rename; with <paramref name="batch"/>, together with the batch's other files.</summary>
-    public static void Save(Image<Rgb24> image, string path, FileBatch? batch = null)
+    internal static void Save(Image<Rgb24> image, string path, FileBatch? batch)
     {
         IImageEncoder encoder = EncoderFor(path, "output");
         if (batch is null)

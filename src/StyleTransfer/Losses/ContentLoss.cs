@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace StyleTransfer.Losses;
 
 /// <summary>The paper's content loss on one layer: ½ Σ (F − P)².</summary>
-public static class ContentLoss
+internal static class ContentLoss
 {
     /// <param name="features">F: the generated image's feature map, [1,C,H,W].</param>
     /// <param name="target">P: the content image's feature map at the same layer.</param>

@@ -18,7 +18,7 @@ public enum FeatureTransformKind
 }
 
 /// <summary>Applies a <see cref="FeatureTransformKind"/> to a [1,C,H,W] feature map.</summary>
-public static class FeatureTransform
+internal static class FeatureTransform
 {
     public static Tensor Apply(Tensor features, FeatureTransformKind kind, double temperature)
     {

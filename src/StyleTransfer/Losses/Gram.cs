@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace StyleTransfer.Losses;
 
 /// <summary>The Gram matrix G = F Fᵀ of a feature map reshaped to F: N filters × M positions.</summary>
-public static class Gram
+internal static class Gram
 {
     /// <param name="features">A feature map [1,N,H,W] (or [N,H,W]), in either memory layout.</param>
     /// <returns>[N,N], not normalised (the paper's E_l divides by 4N²M² instead).</returns>

@@ -14,7 +14,7 @@ namespace StyleTransfer.Losses;
 /// becomes the mask's effective count M = Σ m². Pass the masked features and that count as
 /// <c>positions</c>.
 /// </remarks>
-public static class StyleLoss
+internal static class StyleLoss
 {
     /// <param name="features">The generated image's feature map [1,N,H,W]; N and M = H·W come from it.</param>
     /// <param name="targetGram">A: the style image's Gram matrix at the same layer, [N,N].</param>

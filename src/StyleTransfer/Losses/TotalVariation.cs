@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace StyleTransfer.Losses;
 
 /// <summary>Squared total variation: Σ (x[i+1,j] − x[i,j])² + Σ (x[i,j+1] − x[i,j])², a smoothness prior (off by default).</summary>
-public static class TotalVariation
+internal static class TotalVariation
 {
     /// <param name="image">[1,C,H,W].</param>
     public static Tensor Compute(Tensor image)

@@ -17,7 +17,7 @@ public enum StyleLossKind
 }
 
 /// <summary>The Gaussian fit of a feature map: the mean μ [N] and covariance Σ [N,N] over positions, in float64.</summary>
-public static class GaussianFit
+internal static class GaussianFit
 {
     /// <summary>
     /// μ and Σ of <paramref name="features"/> [1,N,H,W] over its positions; with a
@@ -53,7 +53,7 @@ public static class GaussianFit
 /// A style target for <see cref="Wasserstein"/>: a Gaussian N(μ_t, Σ_t) with Σ_t regularised by
 /// ε·I and its symmetric square root precomputed once (no gradient flows into the target).
 /// </summary>
-public sealed class GaussianTarget : IDisposable
+internal sealed class GaussianTarget : IDisposable
 {
     private GaussianTarget(Tensor mean, Tensor covariance, Tensor sqrt, double epsilon, double energy, double trace)
     {
@@ -134,7 +134,7 @@ public sealed class GaussianTarget : IDisposable
 /// eigenvalues; ε·I on both covariances keeps every λ ≥ ε² and the 1/(2√λ) factor finite.
 /// Computed in float64.
 /// </remarks>
-public static class Wasserstein
+internal static class Wasserstein
 {
     /// <summary>The unnormalised squared distance.</summary>
     /// <param name="features">[1,N,H,W].</param>

@@ -31,6 +31,7 @@ public sealed record DownloadProgress(string FileName, long Received, long? Tota
 /// <summary>What <see cref="ModelDownloader.DownloadAsync"/> did.</summary>
 /// <param name="Path">The verified weights file.</param>
 /// <param name="Downloaded">False when the file was there already and nothing was fetched.</param>
+/// <param name="Bytes">The file's size in bytes.</param>
 /// <param name="ResumedFrom">Bytes of an earlier partial download that were kept (0: started afresh).</param>
 public sealed record DownloadResult(string Path, bool Downloaded, long Bytes, long ResumedFrom);
 
@@ -217,6 +218,7 @@ public sealed class ModelDownloader : IDisposable
         return Finish(file, expected, partial, final, received, start);
     }
 
+    /// <summary>Releases the HTTP client.</summary>
     public void Dispose() => client.Dispose();
 
     /// <summary>Bytes of an earlier partial download to continue from; anything that is not a plain file of a possible size is removed.</summary>

@@ -15,7 +15,7 @@ namespace StyleTransfer.Networks;
 /// is VGG-only). Input: ImageNet mean/std on RGB [0,1].
 /// Taps: <c>convK</c> (before ReLU), <c>reluK</c> (after), <c>pool1</c>, <c>pool2</c>, <c>pool5</c>.
 /// </summary>
-public sealed class AlexNet : IFeatureNetwork
+internal sealed class AlexNet : IFeatureNetwork
 {
     /// <summary>torchvision's file name for the ImageNet weights.</summary>
     public const string WeightsFileName = "alexnet-owt-7be5be79.pth";

@@ -11,7 +11,7 @@ namespace StyleTransfer.Networks;
 /// anchor size while the plain taps add detail at the full size (<see cref="StyleTransferOptions.StyleAnchor"/>).
 /// Does not own the wrapped network.
 /// </summary>
-public sealed class AnchoredTaps : FeatureNetworkWrapper
+internal sealed class AnchoredTaps : FeatureNetworkWrapper
 {
     /// <summary>The suffix of the anchored taps.</summary>
     public const string Suffix = "@anchor";

@@ -17,7 +17,7 @@ namespace StyleTransfer.Networks;
 /// speckle. Content and style targets pass through the same filter, so the losses compare like with
 /// like; the output image itself is never blurred (it keeps the starting image's detail).
 /// </summary>
-public sealed class AntiAliasedInput : FeatureNetworkWrapper
+internal sealed class AntiAliasedInput : FeatureNetworkWrapper
 {
     private Filters filters;
 

@@ -6,7 +6,7 @@ namespace StyleTransfer.Networks;
 /// A network that wraps (and owns) another: name, taps, device and padding are the inner network's;
 /// a wrapper changes what goes in or comes out (<see cref="Extract"/>) and how weights move.
 /// </summary>
-public abstract class FeatureNetworkWrapper(IFeatureNetwork inner) : IFeatureNetwork
+internal abstract class FeatureNetworkWrapper(IFeatureNetwork inner) : IFeatureNetwork
 {
     /// <summary>The wrapped network.</summary>
     protected IFeatureNetwork Inner { get; } = inner;

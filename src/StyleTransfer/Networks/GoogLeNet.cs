@@ -25,7 +25,7 @@ namespace StyleTransfer.Networks;
 /// x·σ_c/0.5 + (μ_c − 0.5)/0.5: the composition is (x − 0.5)/0.5, i.e. RGB [0,1] → [−1,1] (the
 /// weights were ported from a network trained on that range). This network applies that map.
 /// </remarks>
-public sealed class GoogLeNet : IFeatureNetwork
+internal sealed class GoogLeNet : IFeatureNetwork
 {
     /// <summary>torchvision's file name for the ImageNet weights.</summary>
     public const string WeightsFileName = "googlenet-1378be20.pth";

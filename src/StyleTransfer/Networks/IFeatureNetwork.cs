@@ -28,7 +28,7 @@ public interface IFeatureNetwork : IDisposable
         {
             if (value != FirstConvPadding.Zero)
             {
-                throw new StyleTransferException($"--padding {value.ToString().ToLowerInvariant()} is not supported by {Name}");
+                throw StyleTransferException.Named($"{Opt.Padding.Is(value.ToString().ToLowerInvariant())} is not supported by {Name}");
             }
         }
     }

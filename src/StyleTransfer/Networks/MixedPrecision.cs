@@ -28,7 +28,7 @@ public enum Precision
 /// activation in and out of their blocked format (TorchSharp has no memory_format argument; a
 /// permute-copy-permute gives the same strides).
 /// </summary>
-public sealed class MixedPrecisionNetwork : FeatureNetworkWrapper
+internal sealed class MixedPrecisionNetwork : FeatureNetworkWrapper
 {
     /// <summary>Takes ownership of <paramref name="inner"/> and converts its weights to <paramref name="dtype"/>.</summary>
     public MixedPrecisionNetwork(IFeatureNetwork inner, ScalarType dtype, bool channelsLast = false)

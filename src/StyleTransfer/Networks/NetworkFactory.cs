@@ -1,4 +1,3 @@
-using StyleTransfer.Losses;
 using static TorchSharp.torch;
 
 namespace StyleTransfer.Networks;
@@ -40,61 +39,17 @@ public static class NetworkFactory
     /// </summary>
     public static StyleTransferOptions DefaultOptions(string network) => Profile(network).Defaults;
 
-    /// <summary>A network's defaults and the layer ladders that the paper's Figure 1 walks.</summary>
-    public static NetworkProfile Profile(string network) => network switch
+    /// <summary>A network's defaults (<see cref="NetworkDefaults"/>) and the layer ladders that the paper's Figure 1 walks.</summary>
+    internal static NetworkProfile Profile(string network) => network switch
     {
         "vgg19" => new NetworkProfile(
             new StyleTransferOptions { Network = "vgg19" },
             ["relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2"],
             ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]),
-        "resnet18" => new NetworkProfile(
-            new StyleTransferOptions
-            {
-                Network = "resnet18",
-                ContentLayers = ["layer2_1"],
-                StyleLayers = ["relu1", "layer1_0", "layer1_1", "layer2_0", "layer2_1", "layer3_0", "layer3_1"],
-                FeatureTransform = FeatureTransformKind.Softmax,
-                SoftmaxTemperature = 10,
-                StyleNormalization = StyleNormalization.Relative,
-                ContentWeight = 1,
-                StyleWeight = 1e8,
-                Init = InitMode.Content,
-                LineSearch = true,
-
-                // The clean, size-independent recipe (docs/quality.md): anti-aliased input, content and
-                // TV per pixel, a light TV, coarse to fine from about 256 px, the style image at 1.5×.
-                AntiAlias = true,
-                SizeInvariant = true,
-                TvWeight = 1,
-                TvChromaWeight = 4,
-                Scales = StyleTransferOptions.AutoScales,
-                ScaleStart = 256,
-                StyleScale = 1.5,
-                StyleAnchor = 512,
-                Iterations = 150,
-            },
-            ["relu1", "layer1_1", "layer2_1", "layer3_1", "layer4_2"],
-            ["relu1", "layer1_1", "layer2_1", "layer3_1", "layer4_2"]),
-
-        // The ResNet-18 recipe carried over (docs/networks.md); untested on real weights.
-        "alexnet" => TorchvisionProfile(
-            "alexnet",
-            ["relu3"],
-            ["relu1", "relu2", "relu3", "relu4", "relu5"],
-            styleWeight: AlexNetStyleWeight,
-            ["relu1", "relu2", "relu3", "relu4", "relu5"]),
-        "googlenet" => TorchvisionProfile(
-            "googlenet",
-            ["inception3b"],
-            ["conv1", "conv3", "inception3a", "inception3b", "inception4a", "inception4c", "inception4e"],
-            styleWeight: GoogLeNetStyleWeight,
-            ["conv1", "conv3", "inception3b", "inception4e", "inception5b"]),
-        "resnet50" => TorchvisionProfile(
-            "resnet50",
-            ["layer2_3"],
-            ["relu1", "layer1_0", "layer1_2", "layer2_0", "layer2_3", "layer3_0", "layer3_5"],
-            styleWeight: ResNet50StyleWeight,
-            ["relu1", "layer1_2", "layer2_3", "layer3_5", "layer4_2"]),
+        "resnet18" => Ladder("resnet18", ["relu1", "layer1_1", "layer2_1", "layer3_1", "layer4_2"]),
+        "alexnet" => Ladder("alexnet", ["relu1", "relu2", "relu3", "relu4", "relu5"]),
+        "googlenet" => Ladder("googlenet", ["conv1", "conv3", "inception3b", "inception4e", "inception5b"]),
+        "resnet50" => Ladder("resnet50", ["relu1", "layer1_2", "layer2_3", "layer3_5", "layer4_2"]),
         _ => throw new StyleTransferException($"unknown network '{network}' (known: {string.Join(", ", Names)})"),
     };
 
@@ -104,40 +59,15 @@ public static class NetworkFactory
     private const long GoogLeNetFloatsPerPixel = 550;
     private const long ResNet50FloatsPerPixel = 900;
 
-    // β keeps ResNet-18's balance of the terms at the start: β·L_style(content image) over
-    // α·L_content(style image) about 3e2, as 1e8 gives ResNet-18 (docs/networks.md). Measured with
-    // full-width random weights (batch norms calibrated on the examples), not trained ones.
-    private const double AlexNetStyleWeight = 4e7;
-    private const double GoogLeNetStyleWeight = 4e8;
-    private const double ResNet50StyleWeight = 6e8;
-
-    /// <summary>
-    /// ResNet-18's recipe (SWAG softmax T = 10, relative style terms, content init, line search, 200
-    /// iterations) with a network's own layers and β; the ladder serves both Figure 1 walks.
-    /// </summary>
-    private static NetworkProfile TorchvisionProfile(string network, IReadOnlyList<string> content, IReadOnlyList<string> style, double styleWeight, IReadOnlyList<string> ladder) => new(
-        new StyleTransferOptions
-        {
-            Network = network,
-            ContentLayers = content,
-            StyleLayers = style,
-            FeatureTransform = FeatureTransformKind.Softmax,
-            SoftmaxTemperature = 10,
-            StyleNormalization = StyleNormalization.Relative,
-            ContentWeight = 1,
-            StyleWeight = styleWeight,
-            Init = InitMode.Content,
-            LineSearch = true,
-            Iterations = 200,
-        },
-        ladder,
-        ladder);
+    /// <summary>A network's defaults with one ladder for both Figure 1 walks.</summary>
+    private static NetworkProfile Ladder(string network, IReadOnlyList<string> ladder) =>
+        new(new StyleTransferOptions { Network = network }, ladder, ladder);
 
     /// <summary>
     /// Each network, where its weights are looked for and whether they were found, and its taps
     /// (read from a small random instance of the same layout, or the bundled ONNX graph).
     /// </summary>
-    public static IReadOnlyList<NetworkInfo> Describe()
+    internal static IReadOnlyList<NetworkInfo> Describe()
     {
         var list = new List<NetworkInfo>();
         foreach (string name in Names)
@@ -222,8 +152,8 @@ public static class NetworkFactory
         {
             case "vgg19":
                 string path = WeightLocator.Find(options.WeightsPath, Vgg19.WeightsFileName)
-                    ?? throw new StyleTransferException(
-                        $"VGG-19 weights not found: pass --weights PATH, or put torchvision's {Vgg19.WeightsFileName} in one of: {string.Join(", ", WeightLocator.CandidatePaths(Vgg19.WeightsFileName).Select(Path.GetDirectoryName))}");
+                    ?? throw StyleTransferException.Named(
+                        $"VGG-19 weights not found: pass {Opt.WeightsPath.Is("PATH")}, or put torchvision's {Vgg19.WeightsFileName} in one of: {string.Join(", ", WeightLocator.CandidatePaths(Vgg19.WeightsFileName).Select(Path.GetDirectoryName))}");
                 return Prepare(Vgg19.Load(path, options.Pooling), device, vgg =>
                 {
                     if (options.NormalizeWeights)
@@ -285,12 +215,12 @@ public static class NetworkFactory
     {
         if (options.NormalizeWeights)
         {
-            throw new StyleTransferException("--normalize-weights works with --network vgg19 only (it rescales a plain chain of convolutions)");
+            throw StyleTransferException.Named($"{Opt.NormalizeWeights} works with {Opt.Network.Is("vgg19")} only (it rescales a plain chain of convolutions)");
         }
 
         string path = WeightLocator.Find(options.WeightsPath, fileName)
-            ?? throw new StyleTransferException(
-                $"{title} weights not found: pass --weights PATH, or put torchvision's {fileName} in one of: {string.Join(", ", WeightLocator.CandidatePaths(fileName).Select(Path.GetDirectoryName))}");
+            ?? throw StyleTransferException.Named(
+                $"{title} weights not found: pass {Opt.WeightsPath.Is("PATH")}, or put torchvision's {fileName} in one of: {string.Join(", ", WeightLocator.CandidatePaths(fileName).Select(Path.GetDirectoryName))}");
         return Prepare(load(path), device);
     }
 
@@ -319,7 +249,7 @@ public static class NetworkFactory
     {
         if (options.NormalizeWeights)
         {
-            throw new StyleTransferException("--normalize-weights works with --network vgg19 only (it rescales a plain chain of convolutions)");
+            throw StyleTransferException.Named($"{Opt.NormalizeWeights} works with {Opt.Network.Is("vgg19")} only (it rescales a plain chain of convolutions)");
         }
 
         (string model, string preprocess) = ResNet18.ResolvePaths(options.WeightsPath);
@@ -332,10 +262,10 @@ public static class NetworkFactory
 /// <param name="Weights">Where the weights are found, or null when they are not.</param>
 /// <param name="SearchedFor">What is looked for, and where, when --weights is not given.</param>
 /// <param name="Taps">Every tap, in forward order.</param>
-public sealed record NetworkInfo(string Name, string? Weights, string SearchedFor, IReadOnlyList<string> Taps);
+internal sealed record NetworkInfo(string Name, string? Weights, string SearchedFor, IReadOnlyList<string> Taps);
 
 /// <summary>A network's default options and the layers that the paper's Figure 1 walks through.</summary>
 /// <param name="Defaults">Options with this network's default layers, weights and loss settings.</param>
 /// <param name="ContentLadder">Content reconstructions, shallow to deep (the paper: conv1_2 … conv5_2).</param>
 /// <param name="StyleLadder">Style reconstructions use the first 1, 2, … of these (the paper: conv1_1 … conv5_1).</param>
-public sealed record NetworkProfile(StyleTransferOptions Defaults, IReadOnlyList<string> ContentLadder, IReadOnlyList<string> StyleLadder);
+internal sealed record NetworkProfile(StyleTransferOptions Defaults, IReadOnlyList<string> ContentLadder, IReadOnlyList<string> StyleLadder);

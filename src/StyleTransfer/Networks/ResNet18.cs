@@ -27,7 +27,7 @@ namespace StyleTransfer.Networks;
 /// (its Add would see ⌈n/2⌉ shortcut rows against ⌊n/2⌋ main-path rows); there the shortcut's extra
 /// last row or column, the only one that the main path's padding leaves out, is dropped.
 /// </remarks>
-public sealed class ResNet18 : IFeatureNetwork
+internal sealed class ResNet18 : IFeatureNetwork
 {
     /// <summary>The file name of the network graph in the package and in <see cref="ModelsFolder"/>.</summary>
     public const string ModelFileName = "ResNet18.onnx";
@@ -145,8 +145,8 @@ public sealed class ResNet18 : IFeatureNetwork
         else
         {
             model = BundledCandidates(ModelFileName).FirstOrDefault(File.Exists)
-                ?? throw new StyleTransferException(
-                    $"ResNet-18 model not found at {string.Join(" or ", BundledCandidates(ModelFileName))}: rebuild so that the build copies it from the NuGet package Microsoft.ML.DnnImageFeaturizer.ResNet18, or pass --weights PATH");
+                ?? throw StyleTransferException.Named(
+                    $"ResNet-18 model not found at {string.Join(" or ", BundledCandidates(ModelFileName))}: rebuild so that the build copies it from the NuGet package Microsoft.ML.DnnImageFeaturizer.ResNet18, or pass {Opt.WeightsPath.Is("PATH")}");
         }
 
         string beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(model)) ?? ".", PreprocessFileName);

@@ -20,7 +20,7 @@ namespace StyleTransfer.Networks;
 /// <c>layer{s}_{b}_relu2</c> (the block's inner ReLUs) and <c>layer{s}_{b}</c> (after the add and
 /// ReLU); <c>layer{s}</c> is the stage's last block output again. Input: ImageNet mean/std on RGB [0,1].
 /// </summary>
-public sealed class ResNet50 : IFeatureNetwork
+internal sealed class ResNet50 : IFeatureNetwork
 {
     /// <summary>torchvision's file name for the ImageNet weights (IMAGENET1K_V1).</summary>
     public const string WeightsFileName = "resnet50-0676ba61.pth";

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace StyleTransfer.Networks;
 
 /// <summary>Reads a PyTorch state dict from a .pth (zip pickle) or .safetensors file.</summary>
-public static class StateDictFile
+internal static class StateDictFile
 {
     /// <summary>Loads every tensor of the file as float32 on the CPU, keyed by its state-dict name.</summary>
     public static Dictionary<string, Tensor> Load(string path)

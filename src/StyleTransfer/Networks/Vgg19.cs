@@ -12,7 +12,7 @@ namespace StyleTransfer.Networks;
 /// Taps: <c>convB_K</c> (before ReLU), <c>reluB_K</c> (after) and <c>poolB</c>. In the paper's Caffe
 /// model the ReLUs work in place, so its "conv4_2" is the rectified response, <c>relu4_2</c> here.
 /// </summary>
-public sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
+internal sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
 {
     /// <summary>torchvision's file name for the ImageNet weights.</summary>
     public const string WeightsFileName = "vgg19-dcbb9e9d.pth";

@@ -4,7 +4,7 @@ namespace StyleTransfer.Networks;
 /// Finds pretrained weights where PyTorch users already have them: an explicit path first, then
 /// $TORCH_HOME/hub/checkpoints, then $XDG_CACHE_HOME/torch/hub/checkpoints, then ~/.cache/torch/hub/checkpoints.
 /// </summary>
-public static class WeightLocator
+internal static class WeightLocator
 {
     /// <summary>The folders searched for <paramref name="fileName"/>, in order.</summary>
     public static IReadOnlyList<string> CandidatePaths(string fileName)

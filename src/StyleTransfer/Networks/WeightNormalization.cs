@@ -12,7 +12,7 @@ namespace StyleTransfer.Networks;
 /// network computes the same function, except that every tap is divided channel-wise by the
 /// mean activation of its filter.
 /// </summary>
-public static class WeightNormalization
+internal static class WeightNormalization
 {
     /// <summary>Bump when the image set or the algorithm changes, so old caches are not reused.</summary>
     private const int Version = 1;

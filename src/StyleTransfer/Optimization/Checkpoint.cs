@@ -19,14 +19,22 @@ namespace StyleTransfer.Optimization;
 /// the header's <c>__metadata__</c>, with the SHA-256 of that JSON and of the tensor data, checked
 /// on load; written atomically.
 /// </summary>
-public sealed class Checkpoint : IDisposable
+internal sealed class Checkpoint : IDisposable
 {
     /// <summary>The options that must be the same to resume: they define the loss being minimised (and the images' sizes).</summary>
     public static readonly IReadOnlyList<string> MustMatch =
     [
-        "--network", "--size", "--scales", "--style-scale", "--preserve-color", "--padding", "--content-layers", "--style-layers",
-        "--style-layer-weights", "--content-weight", "--style-weight", "--tv-weight", "--feature-transform", "--softmax-temperature",
-        "--style-normalization", "--pooling", "--normalize-weights", "--optimizer",
+        nameof(StyleTransferOptions.Network), nameof(StyleTransferOptions.Size), nameof(StyleTransferOptions.Scales), nameof(StyleTransferOptions.StyleScale),
+        nameof(StyleTransferOptions.PreserveColor), nameof(StyleTransferOptions.Padding), nameof(StyleTransferOptions.ContentLayers), nameof(StyleTransferOptions.StyleLayers),
+        nameof(StyleTransferOptions.StyleLayerWeights), nameof(StyleTransferOptions.ContentWeight), nameof(StyleTransferOptions.StyleWeight), nameof(StyleTransferOptions.TvWeight),
+        nameof(StyleTransferOptions.FeatureTransform), nameof(StyleTransferOptions.SoftmaxTemperature), nameof(StyleTransferOptions.StyleNormalization),
+        nameof(StyleTransferOptions.Pooling), nameof(StyleTransferOptions.NormalizeWeights), nameof(StyleTransferOptions.Optimizer),
+    ];
+
+    /// <summary>The options that may differ when a run resumes (the rest of <see cref="MustMatch"/>'s complement only changes how the same loss is minimised).</summary>
+    private static readonly Opt[] MayChange =
+    [
+        Opt.Iterations with { Key = "Iterations.Short" }, Opt.SaveEvery, Opt.LineSearch, Opt.LbfgsHistory, Opt.LearningRate, Opt.Precision, Opt.Device, Opt.Threads,
     ];
 
     private const string MetadataKey = "stylize_checkpoint";
@@ -139,7 +147,7 @@ public sealed class Checkpoint : IDisposable
     {
         if (!File.Exists(path))
         {
-            throw new StyleTransferException($"--resume: checkpoint '{path}' does not exist");
+            throw StyleTransferException.Named($"{Opt.Resume}: checkpoint '{path}' does not exist");
         }
 
         Dictionary<string, Tensor>? tensors = null;
@@ -153,7 +161,7 @@ public sealed class Checkpoint : IDisposable
             }
 
             StyleTransferOptions options = Field(meta, "options").Deserialize<StyleTransferOptions>(Json) ?? throw new FormatException("no options");
-            CheckComplete(options);
+            CheckComplete(options, Field(meta, "options"));
             Tensor Take(string name) => tensors!.Remove(name, out Tensor? t) ? t : throw new FormatException($"no tensor '{name}'");
             Tensor? TakeIf(string name) => tensors!.Remove(name, out Tensor? t) ? t : null;
             LbfgsState? lbfgs = null;
@@ -214,7 +222,7 @@ public sealed class Checkpoint : IDisposable
         catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException or InvalidCastException or NullReferenceException or EndOfStreamException or ArgumentException or OverflowException or IOException or ExternalException or UnauthorizedAccessException)
         {
             string first = e.Message.Split('\n')[0].Trim();
-            throw new StyleTransferException($"--resume: '{path}' is not a readable stylize checkpoint ({first})");
+            throw StyleTransferException.Named($"{Opt.Resume}: '{path}' is not a readable stylize checkpoint ({first})");
         }
         finally
         {
@@ -232,23 +240,23 @@ public sealed class Checkpoint : IDisposable
     public void CheckCompatible(StyleTransferOptions options, string? contentSha256, string? styleSha256, string path)
     {
         Dictionary<string, string> mine = Signature(Options), theirs = Signature(options);
-        foreach (string flag in MustMatch)
+        foreach (string name in MustMatch)
         {
-            if (mine[flag] != theirs[flag])
+            if (mine[name] != theirs[name])
             {
-                throw new StyleTransferException(
-                    $"--resume: checkpoint '{path}' was made with {flag} {mine[flag]}, not {theirs[flag]} (only -n, --save-every, --line-search, --lbfgs-history, --learning-rate, --precision, --device and --threads may change)");
+                throw StyleTransferException.Named(
+                    $"{Opt.Resume}: checkpoint '{path}' was made with {new Opt(name, mine[name])}, not {theirs[name]} (only {MayChange} may change)");
             }
         }
 
         if (contentSha256 != null && ContentSha256 != null && contentSha256 != ContentSha256)
         {
-            throw new StyleTransferException($"--resume: checkpoint '{path}' was made from another content image (SHA-256 differs)");
+            throw StyleTransferException.Named($"{Opt.Resume}: checkpoint '{path}' was made from another content image (SHA-256 differs)");
         }
 
         if (styleSha256 != null && StyleSha256 != null && styleSha256 != StyleSha256)
         {
-            throw new StyleTransferException($"--resume: checkpoint '{path}' was made from another style image (SHA-256 differs)");
+            throw StyleTransferException.Named($"{Opt.Resume}: checkpoint '{path}' was made from another style image (SHA-256 differs)");
         }
     }
 
@@ -264,27 +272,27 @@ public sealed class Checkpoint : IDisposable
         static string L(string v) => v.ToLowerInvariant();
         return new Dictionary<string, string>
         {
-            ["--network"] = o.Network,
-            ["--size"] = o.Size.ToString(CultureInfo.InvariantCulture),
-            ["--scales"] = string.Join(",", o.ScaleSizes),
-            ["--style-scale"] = G(o.StyleScale),
-            ["--preserve-color"] = L(o.PreserveColor.ToString()),
-            ["--padding"] = L(o.Padding.ToString()),
-            ["--anti-alias"] = o.AntiAlias ? "on" : "off",
-            ["--size-invariant"] = o.SizeInvariant ? "on" : "off",
-            ["--content-layers"] = string.Join(",", o.ContentLayers),
-            ["--style-layers"] = string.Join(",", o.StyleLayers),
-            ["--style-layer-weights"] = string.Join(",", o.EffectiveStyleLayerWeights.Select(G)),
-            ["--content-weight"] = G(o.ContentWeight),
-            ["--style-weight"] = G(o.StyleWeight),
-            ["--tv-weight"] = G(o.TvWeight),
-            ["--tv-chroma-weight"] = G(o.TvChromaWeight),
-            ["--feature-transform"] = L(o.FeatureTransform.ToString()),
-            ["--softmax-temperature"] = G(o.SoftmaxTemperature),
-            ["--style-normalization"] = L(o.StyleNormalization.ToString()),
-            ["--pooling"] = L(o.Pooling.ToString()),
-            ["--normalize-weights"] = o.NormalizeWeights ? "on" : "off",
-            ["--optimizer"] = L(o.Optimizer.ToString()),
+            [nameof(StyleTransferOptions.Network)] = o.Network,
+            [nameof(StyleTransferOptions.Size)] = o.Size.ToString(CultureInfo.InvariantCulture),
+            [nameof(StyleTransferOptions.Scales)] = string.Join(",", o.ScaleSizes),
+            [nameof(StyleTransferOptions.StyleScale)] = G(o.StyleScale),
+            [nameof(StyleTransferOptions.PreserveColor)] = L(o.PreserveColor.ToString()),
+            [nameof(StyleTransferOptions.Padding)] = L(o.Padding.ToString()),
+            [nameof(StyleTransferOptions.AntiAlias)] = o.AntiAlias ? "on" : "off",
+            [nameof(StyleTransferOptions.SizeInvariant)] = o.SizeInvariant ? "on" : "off",
+            [nameof(StyleTransferOptions.ContentLayers)] = string.Join(",", o.ContentLayers),
+            [nameof(StyleTransferOptions.StyleLayers)] = string.Join(",", o.StyleLayers),
+            [nameof(StyleTransferOptions.StyleLayerWeights)] = string.Join(",", o.EffectiveStyleLayerWeights.Select(G)),
+            [nameof(StyleTransferOptions.ContentWeight)] = G(o.ContentWeight),
+            [nameof(StyleTransferOptions.StyleWeight)] = G(o.StyleWeight),
+            [nameof(StyleTransferOptions.TvWeight)] = G(o.TvWeight),
+            [nameof(StyleTransferOptions.TvChromaWeight)] = G(o.TvChromaWeight),
+            [nameof(StyleTransferOptions.FeatureTransform)] = L(o.FeatureTransform.ToString()),
+            [nameof(StyleTransferOptions.SoftmaxTemperature)] = G(o.SoftmaxTemperature),
+            [nameof(StyleTransferOptions.StyleNormalization)] = L(o.StyleNormalization.ToString()),
+            [nameof(StyleTransferOptions.Pooling)] = L(o.Pooling.ToString()),
+            [nameof(StyleTransferOptions.NormalizeWeights)] = o.NormalizeWeights ? "on" : "off",
+            [nameof(StyleTransferOptions.Optimizer)] = L(o.Optimizer.ToString()),
         };
     }
 
@@ -292,12 +300,14 @@ public sealed class Checkpoint : IDisposable
     private static JsonNode Field(JsonNode node, string name) => node[name] ?? throw new FormatException($"'{name}' is missing");
 
     /// <summary>Refuses options whose non-nullable references (lists, names) are missing: a hand-edited or damaged header.</summary>
-    private static void CheckComplete(StyleTransferOptions options)
+    /// <remarks>A setting whose default depends on the network reads that default when it is null, so the JSON itself is checked too.</remarks>
+    private static void CheckComplete(StyleTransferOptions options, JsonNode json)
     {
         var nullability = new NullabilityInfoContext();
         foreach (PropertyInfo p in typeof(StyleTransferOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance))
         {
-            if (!p.PropertyType.IsValueType && p.CanWrite && nullability.Create(p).ReadState == NullabilityState.NotNull && p.GetValue(options) is null)
+            if (!p.PropertyType.IsValueType && p.CanWrite && nullability.Create(p).ReadState == NullabilityState.NotNull
+                && (p.GetValue(options) is null || (json is JsonObject o && o.TryGetPropertyValue(p.Name, out JsonNode? v) && v is null)))
             {
                 throw new FormatException($"option '{p.Name}' is missing");
             }

@@ -11,7 +11,7 @@ namespace StyleTransfer.Optimization;
 /// cannot report per-iteration state, and prints a libtorch deprecation warning on every run.
 /// Each step costs one evaluation without line search; the gradient at the new point is reused.
 /// </summary>
-public sealed class Lbfgs : IDisposable
+internal sealed class Lbfgs : IDisposable
 {
     private readonly Tensor x;
     private readonly double lr;
@@ -43,6 +43,11 @@ public sealed class Lbfgs : IDisposable
     private (double Loss, Tensor Grad, int Ordinal)? current;
 
     /// <param name="parameters">A leaf tensor with requires_grad; updated in place.</param>
+    /// <param name="lr">Initial step scale (torch.optim.LBFGS's lr).</param>
+    /// <param name="historySize">Pairs kept.</param>
+    /// <param name="strongWolfe">Strong-Wolfe line search instead of fixed steps.</param>
+    /// <param name="toleranceGrad">Stop when the largest gradient entry is at most this.</param>
+    /// <param name="toleranceChange">Stop when a step or loss change is at most this.</param>
     /// <param name="expectedIterations">
     /// How many steps the caller means to take, if known: each step stores at most one pair, so the
     /// history's storage is sized to the smaller of this and <paramref name="historySize"/> (it
@@ -430,7 +435,7 @@ public sealed class Lbfgs : IDisposable
 }
 
 /// <summary>A snapshot of an <see cref="Lbfgs"/> optimiser's state, on the CPU (see <see cref="Lbfgs.ExportState"/>).</summary>
-public sealed class LbfgsState : IDisposable
+internal sealed class LbfgsState : IDisposable
 {
     /// <summary>Gradient changes y_k (PyTorch's old_dirs), oldest first, flat.</summary>
     public IReadOnlyList<Tensor> Ys { get; init; } = [];

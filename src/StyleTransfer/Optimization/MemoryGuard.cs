@@ -1,3 +1,4 @@
+using System.Globalization;
 using StyleTransfer.Imaging;
 using StyleTransfer.Networks;
 using TorchSharp;
@@ -41,8 +42,8 @@ internal static class MemoryGuard
         long need = NetworkFactory.EstimateWorkingBytes(options.Network, pixels);
         if (have > 0 && need > have * 0.9)
         {
-            throw new StyleTransferException(
-                $"--size {options.Size} needs about {need / 1e9:F0} GB of memory with {options.Network}, and this machine has {have / 1e9:F0} GB; use a smaller --size");
+            throw StyleTransferException.Named(
+                $"{Opt.Size.Is(options.Size.ToString(CultureInfo.InvariantCulture))} needs about {need / 1e9:F0} GB of memory with {options.Network}, and this machine has {have / 1e9:F0} GB; use a smaller {Opt.Size}");
         }
     }
 }

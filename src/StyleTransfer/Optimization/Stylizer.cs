@@ -11,6 +11,7 @@ namespace StyleTransfer.Optimization;
 
 /// <summary>One optimiser iteration, as reported to progress displays and logs.</summary>
 /// <param name="Iteration">1-based.</param>
+/// <param name="Iterations">Iterations of the whole run, over every scale.</param>
 /// <param name="Total">α·content + β·style + tv.</param>
 /// <param name="Content">Unweighted content loss.</param>
 /// <param name="Style">Unweighted style loss Σ w_l E_l.</param>
@@ -22,7 +23,7 @@ namespace StyleTransfer.Optimization;
 public sealed record IterationReport(int Iteration, int Iterations, double Total, double Content, double Style, double Tv, TimeSpan Elapsed, int Evaluations, int Scale = 1, int Scales = 1);
 
 /// <summary>What a run produced.</summary>
-public sealed class StylizeResult : IDisposable
+internal sealed class StylizeResult : IDisposable
 {
     internal StylizeResult(Tensor image, IReadOnlyList<IterationReport> history, long seed, bool cancelled)
     {
@@ -45,7 +46,7 @@ public sealed class StylizeResult : IDisposable
 
     /// <summary>
     /// Cancelled before any iteration of this run ran: nothing was optimised, so
-    /// <see cref="Stylizer.StylizeFiles(string, IReadOnlyList{string}, string, StyleTransferOptions, IProgress{IterationReport}?, CancellationToken, Checkpoint?, string?)"/>
+    /// <see cref="Stylizer.StylizeFiles(string, string, string, StyleTransferOptions, IProgress{IterationReport}?, CancellationToken, Checkpoint?, string?)"/>
     /// wrote nothing (no image, no checkpoint) and left any old output as it was.
     /// </summary>
     public bool StoppedBeforeStart => Cancelled && History.Count == 0;
@@ -57,7 +58,7 @@ public sealed class StylizeResult : IDisposable
 /// Gatys et al.'s method: match a content image's features and a style image's Gram matrices by
 /// optimising the pixels of an image. Data flows one way: images → network → losses → optimiser.
 /// </summary>
-public static class Stylizer
+internal static class Stylizer
 {
     /// <summary>
     /// Reads the two images, stylises, writes <paramref name="outputPath"/> (PNG or JPEG, atomically;
@@ -255,7 +256,7 @@ public static class Stylizer
         int first = resume?.Scale ?? 0;
         if (first >= scales)
         {
-            throw new StyleTransferException($"--resume: the checkpoint is at scale {first + 1}, the options have {scales}");
+            throw StyleTransferException.Named($"{Opt.Resume}: the checkpoint is at scale {first + 1}, the options have {scales}");
         }
 
         int done = Enumerable.Range(0, first).Sum(k => options.IterationsAtScale(k, scales));
@@ -279,7 +280,7 @@ public static class Stylizer
                 using Targets targets = Targets.Compute(stageNetwork, ck, ActiveContentLayers(stageOptions), sks, ActiveStyleLayers(stageOptions), options.FeatureTransform, options.SoftmaxTemperature);
                 bool resuming = resume != null && k == first;
                 Tensor? start = resuming
-                    ? (resume!.Image.shape[2] == h && resume.Image.shape[3] == w ? resume.Image : throw new StyleTransferException($"--resume: the checkpoint's image is {resume.Image.shape[3]}×{resume.Image.shape[2]}, scale {k + 1} is {w}×{h}"))
+                    ? (resume!.Image.shape[2] == h && resume.Image.shape[3] == w ? resume.Image : throw StyleTransferException.Named($"{Opt.Resume}: the checkpoint's image is {resume.Image.shape[3]}×{resume.Image.shape[2]}, scale {k + 1} is {w}×{h}"))
                     : previous is null ? null : F.interpolate(previous, size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
                 var stage = new Stage(
                     k,
@@ -523,8 +524,8 @@ public static class Stylizer
 
             if (!double.IsFinite(total))
             {
-                throw new StyleTransferException(
-                    $"the loss became {total} at iteration {global}; no image was written (try a smaller --style-weight or --learning-rate, or --optimizer adam)",
+                throw StyleTransferException.Named(
+                    $"the loss became {total} at iteration {global}; no image was written (try a smaller {Opt.StyleWeight} or {Opt.LearningRate}, or {Opt.Optimizer.Is("adam")})",
                     FailureKind.Diverged);
             }
 
@@ -612,12 +613,12 @@ public static class Stylizer
         switch (mode)
         {
             case InitMode.Content:
-                Tensor c = content ?? throw new StyleTransferException("--init content needs a content image");
+                Tensor c = content ?? throw StyleTransferException.Named($"{Opt.Init.Is("content")} needs a content image");
                 return c.shape[2] == size.Height && c.shape[3] == size.Width
                     ? c.detach().clone()
                     : F.interpolate(c.detach(), size: [size.Height, size.Width], mode: InterpolationMode.Bilinear, align_corners: false);
             case InitMode.Style:
-                Tensor s = style ?? throw new StyleTransferException("--init style needs a style image");
+                Tensor s = style ?? throw StyleTransferException.Named($"{Opt.Init.Is("style")} needs a style image");
                 return F.interpolate(s.detach(), size: [size.Height, size.Width], mode: InterpolationMode.Bilinear, align_corners: false);
             default:
                 using (var gen = new Generator((ulong)seed))
@@ -658,13 +659,13 @@ public static class Stylizer
 
     private static void CheckLayers(IFeatureNetwork network, StyleTransferOptions options)
     {
-        foreach ((string flag, IReadOnlyList<string> layers) in new[] { ("--content-layers", options.ContentLayers), ("--style-layers", options.StyleLayers) })
+        foreach ((Opt flag, IReadOnlyList<string> layers) in new[] { (Opt.ContentLayers, options.ContentLayers), (Opt.StyleLayers, options.StyleLayers) })
         {
             foreach (string layer in layers)
             {
                 if (!network.TapNames.Contains(layer))
                 {
-                    throw new StyleTransferException(
+                    throw StyleTransferException.Named(
                         $"{flag}: unknown layer '{layer}' for {network.Name} (known: {string.Join(", ", network.TapNames)})");
                 }
             }
@@ -684,8 +685,8 @@ public static class Stylizer
             return;
         }
 
-        throw new StyleTransferException(
-            $"{what} is {wm}x{hm} at this size, the content image {wc}x{hc}: another aspect ratio, it would be stretched; give a mask of the content's proportions, or --mask-fit stretch");
+        throw StyleTransferException.Named(
+            $"{what} is {wm}x{hm} at this size, the content image {wc}x{hc}: another aspect ratio, it would be stretched; give a mask of the content's proportions, or {Opt.MaskFit.Is("stretch")}");
     }
 }
 

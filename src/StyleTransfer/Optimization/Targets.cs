@@ -6,14 +6,14 @@ using static TorchSharp.torch;
 namespace StyleTransfer.Optimization;
 
 /// <summary>One style image's statistics at one layer: its Gram matrix A over M_s positions, and its Gaussian fit (float64).</summary>
-public sealed record StyleStats(Tensor Gram, long Positions, Tensor Mean, Tensor Covariance);
+internal sealed record StyleStats(Tensor Gram, long Positions, Tensor Mean, Tensor Covariance);
 
 /// <summary>
 /// What the optimisation matches: the content image's feature maps and each style image's Gram
 /// matrices and Gaussian fits, computed once without gradients. One set can serve many runs
 /// (grid tiles, several blends of the same styles) as long as it holds every layer they use.
 /// </summary>
-public sealed class Targets : IDisposable
+internal sealed class Targets : IDisposable
 {
     private readonly List<Dictionary<string, StyleStats>> styles = [];
 
