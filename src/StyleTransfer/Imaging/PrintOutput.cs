@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats;
 using SixLabors.ImageSharp.Formats.Png;
-using SixLabors.ImageSharp.Formats.Tiff;
 using SixLabors.ImageSharp.Metadata;
 using SixLabors.ImageSharp.Metadata.Profiles.Exif;
 using SixLabors.ImageSharp.PixelFormats;
@@ -12,10 +11,11 @@ using static TorchSharp.torch;
 namespace StyleTransfer.Imaging;
 
 /// <summary>
-/// Print-quality output of a stylisation: 8- or 16-bit PNG, TIFF (8-bit through ImageSharp,
-/// 16-bit written here, uncompressed, since ImageSharp 2.1's TIFF encoder stops at 8 bits) and
-/// JPEG, carrying the content image's ICC profile and EXIF metadata (orientation normalised to 1,
-/// since the pixels were turned upright on reading; the pixel dimensions updated).
+/// Print-quality output of a stylisation: 8- or 16-bit PNG, 8- or 16-bit TIFF (written here,
+/// uncompressed: ImageSharp 2.1's TIFF encoder stops at 8 bits and writes no ICC profile) and JPEG,
+/// carrying the content image's ICC profile (all formats) and EXIF metadata (PNG and JPEG;
+/// orientation normalised to 1, since the pixels were turned upright on reading; the pixel
+/// dimensions updated).
 /// </summary>
 public static class PrintOutput
 {
@@ -60,9 +60,9 @@ public static class PrintOutput
         Image? img = null;
         try
         {
-            if (IsTiff(path) && bitDepth == 16)
+            if (IsTiff(path))
             {
-                byte[] data = Tiff16(image, source?.IccProfile?.ToByteArray());
+                byte[] data = Tiff(image, bitDepth, source?.IccProfile?.ToByteArray());
                 write = s => s.Write(data);
             }
             else
@@ -73,13 +73,21 @@ public static class PrintOutput
                     CopyMetadata(source, img.Metadata, w, h);
                 }
 
-                IImageEncoder encoder = IsTiff(path)
-                    ? new TiffEncoder { BitsPerPixel = TiffBitsPerPixel.Bit24, Compression = SixLabors.ImageSharp.Formats.Tiff.Constants.TiffCompression.Deflate }
-                    : Path.GetExtension(path).ToLowerInvariant() == ".png"
-                        ? new PngEncoder { BitDepth = bitDepth == 16 ? PngBitDepth.Bit16 : PngBitDepth.Bit8, ColorType = PngColorType.Rgb }
-                        : new SixLabors.ImageSharp.Formats.Jpeg.JpegEncoder { Quality = 95 };
+                bool png = Path.GetExtension(path).ToLowerInvariant() == ".png";
+                IImageEncoder encoder = png
+                    ? new PngEncoder { BitDepth = bitDepth == 16 ? PngBitDepth.Bit16 : PngBitDepth.Bit8, ColorType = PngColorType.Rgb }
+                    : new SixLabors.ImageSharp.Formats.Jpeg.JpegEncoder { Quality = 95 };
                 Image captured = img;
-                write = s => captured.Save(s, encoder);
+                byte[]? icc = png ? source?.IccProfile?.ToByteArray() : null;
+                write = icc is null
+                    ? s => captured.Save(s, encoder)
+                    : s =>
+                    {
+                        // ImageSharp 2.1 writes no iCCP chunk: put one in after IHDR.
+                        using var ms = new MemoryStream();
+                        captured.Save(ms, encoder);
+                        s.Write(WithIccp(ms.ToArray(), icc));
+                    };
             }
 
             if (batch is null)
@@ -150,18 +158,51 @@ public static class PrintOutput
     }
 
     /// <summary>
-    /// A baseline TIFF: little-endian, one uncompressed strip of interleaved 16-bit RGB, 72 dpi,
-    /// and the ICC profile (tag 34675) when given.
+    /// A PNG with an iCCP chunk (profile name "ICC profile", zlib-compressed) inserted after IHDR.
     /// </summary>
-    public static byte[] Tiff16(Tensor image, byte[]? icc)
+    public static byte[] WithIccp(byte[] png, byte[] icc)
+    {
+        using var body = new MemoryStream();
+        body.Write("iCCP"u8);
+        body.Write("ICC profile\0\0"u8);
+        using (var z = new System.IO.Compression.ZLibStream(body, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true))
+        {
+            z.Write(icc);
+        }
+
+        byte[] chunk = body.ToArray();
+        int ihdrEnd = 8 + 8 + 13 + 4;
+        var result = new byte[png.Length + chunk.Length + 8];
+        png.AsSpan(0, ihdrEnd).CopyTo(result);
+        BinaryPrimitives.WriteUInt32BigEndian(result.AsSpan(ihdrEnd), (uint)(chunk.Length - 4));
+        chunk.CopyTo(result, ihdrEnd + 4);
+        BinaryPrimitives.WriteUInt32BigEndian(result.AsSpan(ihdrEnd + 4 + chunk.Length), Networks.ZipPthFile.Crc32(chunk));
+        png.AsSpan(ihdrEnd).CopyTo(result.AsSpan(ihdrEnd + 8 + chunk.Length));
+        return result;
+    }
+
+    /// <summary>
+    /// A baseline TIFF: little-endian, one uncompressed strip of interleaved 8- or 16-bit RGB, 72 dpi,
+    /// and the ICC profile (tag 34675) when given. (ImageSharp 2.1 writes neither 16-bit TIFF nor ICC profiles in TIFF.)
+    /// </summary>
+    public static byte[] Tiff(Tensor image, int bitDepth, byte[]? icc)
     {
         ushort[] v = Samples16(image, out int w, out int h);
+        if (bitDepth == 8)
+        {
+            for (int i = 0; i < v.Length; i++)
+            {
+                v[i] = (ushort)Math.Round(v[i] / 257.0);
+            }
+        }
+
+        int sampleBytes = bitDepth / 8;
         var tags = new List<(ushort Tag, ushort Type, uint Count, uint Value)>();
         int entries = 12 + (icc is null ? 0 : 1);
         uint ifd = 8, ifdSize = (uint)(2 + (entries * 12) + 4);
         uint bits = ifd + ifdSize, res = bits + 6, iccAt = res + 16, data = iccAt + (uint)(icc?.Length ?? 0);
         data += data % 2;
-        uint bytes = (uint)(v.Length * 2);
+        uint bytes = (uint)(v.Length * sampleBytes);
         tags.Add((256, 4, 1, (uint)w));
         tags.Add((257, 4, 1, (uint)h));
         tags.Add((258, 3, 3, bits));
@@ -206,7 +247,7 @@ public static class PrintOutput
         BinaryPrimitives.WriteUInt32LittleEndian(b[at..], 0);
         for (int i = 0; i < 3; i++)
         {
-            BinaryPrimitives.WriteUInt16LittleEndian(b[((int)bits + (2 * i))..], 16);
+            BinaryPrimitives.WriteUInt16LittleEndian(b[((int)bits + (2 * i))..], (ushort)bitDepth);
         }
 
         foreach (uint off in new[] { res, res + 8 })
@@ -219,7 +260,14 @@ public static class PrintOutput
         Span<byte> pixels = b[(int)data..];
         for (int i = 0; i < v.Length; i++)
         {
-            BinaryPrimitives.WriteUInt16LittleEndian(pixels[(2 * i)..], v[i]);
+            if (sampleBytes == 1)
+            {
+                pixels[i] = (byte)v[i];
+            }
+            else
+            {
+                BinaryPrimitives.WriteUInt16LittleEndian(pixels[(2 * i)..], v[i]);
+            }
         }
 
         return buffer;
