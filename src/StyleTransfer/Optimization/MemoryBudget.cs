@@ -105,7 +105,7 @@ public static class MemoryBudget
         long pixels = (long)height * width;
         int requested = options.Optimizer == OptimizerKind.Lbfgs ? options.LbfgsHistory : 0;
         int halo = 0, align = 1;
-        canTile &= options.Tile != 0 && TileGeometry.Taps(options.Network) is not null;
+        canTile &= options.Tile != 0 && TiledObjective.Unsupported(options, false) is null;
         if (canTile)
         {
             (align, int exact) = TileGeometry.For(options.Network, Stylizer.ActiveContentLayers(options).Union(Stylizer.ActiveStyleLayers(options)), options.AntiAlias);
@@ -143,7 +143,7 @@ public static class MemoryBudget
 
         long budget = options.MaxMemory ?? DefaultBudget();
         long pixels = (long)height * width;
-        canTile &= options.Tile != 0 && TileGeometry.Taps(options.Network) is not null;
+        canTile &= options.Tile != 0 && TiledObjective.Unsupported(options, false) is null;
         int smallest = options.Tile is int forced && forced > 0 ? forced : TileLadder[^1];
         int halo = canTile ? TileGeometry.For(options.Network, Stylizer.ActiveContentLayers(options).Union(Stylizer.ActiveStyleLayers(options)), options.AntiAlias).Halo : 0;
         int least = Math.Min(options.Optimizer == OptimizerKind.Lbfgs ? options.LbfgsHistory : 0, MinHistory);

@@ -72,6 +72,11 @@ internal sealed class TiledObjective : IDisposable
             return $"tiled evaluation supports {string.Join(" and ", TileGeometry.Networks)}, not {options.Network}";
         }
 
+        if (Stylizer.ActiveContentLayers(options).Union(Stylizer.ActiveStyleLayers(options)).FirstOrDefault(t => !TileGeometry.Taps(options.Network)!.ContainsKey(t)) is { } unknown)
+        {
+            return $"tiled evaluation does not know the receptive field of {options.Network}'s tap '{unknown}'";
+        }
+
         if (options.StyleLoss == StyleLossKind.W2 && options.StyleWeight > 0)
         {
             return "tiled evaluation does not support --style-loss w2 (its Gaussian fits are not accumulated over tiles yet)";
