@@ -75,7 +75,7 @@ public static class CliApp
             options = cli.Styles.Apply(parsed, options, styles);
             List<(string What, string Path)> read = [("content image", content), .. styles.Select((s, i) => (styles.Length == 1 ? "style image" : $"style image {i + 1}", s))];
             read.AddRange((options.StyleMasks ?? []).Select(m => ($"mask for style image {m.Style + 1}", m.Path)));
-            cli.Outputs.Check(parsed, output, read, options, resumePath, checkpoint: options.SaveEvery > 0);
+            cli.Outputs.Check(parsed, output, read, options, resumePath, checkpoint: options.SaveEvery > 0, print: true);
             var inputs = new Dictionary<string, string> { ["content"] = content };
             for (int i = 0; i < styles.Length; i++)
             {
@@ -153,6 +153,11 @@ public static class CliApp
         string pooling = options.Network == "vgg19" ? $", {options.Pooling.ToString().ToLowerInvariant()} pooling" : "";
         string hugePages = MemoryTuning.Status(options.Network, options.Precision, options.Device);
         stdout.WriteLine($"stylize: {options.Network} ({NetworkFactory.Describe(options)}){pooling}, libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s), {hugePages}");
+
+        if (MemoryBudget.StartupLine(options, content, style) is { } memory)
+        {
+            stdout.WriteLine(memory);
+        }
 
         IReadOnlyList<int> sizes = options.ScaleSizes;
         if (sizes.Count > 1)
@@ -303,16 +308,27 @@ public static class CliApp
         public readonly Option<bool> Profile = new("--profile") { Description = "Also time each VGG-19 convolution alone, forward and input-gradient backward (one 'profile' line per layer)" };
         public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         public readonly Option<string> Precision = new Option<string>("--precision") { Description = "Network arithmetic: fp32, bf16 or fp16 (CUDA)", DefaultValueFactory = _ => "fp32" }.AcceptOnlyFromAmong("fp32", "bf16", "fp16");
+        public readonly Option<string?> Tiles = new("--tiles") { Description = "Tiled evaluation: auto (chosen by the memory budget, as stylize does), off, or a tile size; adds tile= and history= to each line (default: whole image)" };
+        public readonly Option<string?> MaxMemory = new("--max-memory") { Description = "Memory budget for --tiles auto, e.g. 8G" };
 
         public BenchCommand()
         {
             Command = new Command("bench", "Time style-transfer iterations (random full-width weights): one machine-readable line per size")
             {
-                Network, Sizes, Iterations, Threads, PeakGflops, Device, Precision, Profile,
+                Network, Sizes, Iterations, Threads, PeakGflops, Device, Precision, Profile, Tiles, MaxMemory,
             };
         }
 
         public Command Command { get; }
+
+        /// <summary>--tiles: absent or off → 0 (whole image), auto → null (the budget chooses), N → N.</summary>
+        private static int? BenchTiles(string? value) => value?.Trim().ToLowerInvariant() switch
+        {
+            null or "off" or "0" => 0,
+            "auto" => null,
+            string n when int.TryParse(n, NumberStyles.Integer, CultureInfo.InvariantCulture, out int t) && t >= 64 => t,
+            string n => throw new StyleTransferException($"--tiles: '{n}' is not auto, off or a size of 64 px or more"),
+        };
 
         public int Run(ParseResult p, TextWriter stdout)
         {
@@ -384,7 +400,7 @@ public static class CliApp
                     stdout.WriteLine(Diagnostics.ConvProfile.Total(rows, size, peak!.Value, channelsLast, precision));
                 }
 
-                stdout.WriteLine(Diagnostics.Benchmark.Run(p.GetValue(Network)!, size, iterations, peak, device, precision));
+                stdout.WriteLine(Diagnostics.Benchmark.Run(p.GetValue(Network)!, size, iterations, peak, device, precision, BenchTiles(p.GetValue(Tiles)), p.GetValue(MaxMemory) is { } m ? MemoryBudget.Parse(m) : null));
             }
 
             return ExitOk;

@@ -26,9 +26,17 @@ internal sealed class RunOutputOptions
     /// checkpoint or another output. With <paramref name="checkpoint"/> the run also writes OUT.ckpt
     /// (--save-every), which may be the checkpoint it resumes from but nothing else.
     /// </summary>
-    public void Check(ParseResult p, string output, IEnumerable<(string What, string Path)> inputs, StyleTransferOptions options, string? resume = null, bool checkpoint = false)
+    public void Check(ParseResult p, string output, IEnumerable<(string What, string Path)> inputs, StyleTransferOptions options, string? resume = null, bool checkpoint = false, bool print = false)
     {
-        ImageIO.CheckOutputPath(output);
+        if (print)
+        {
+            PrintOutput.CheckOutputPath(output, options.BitDepth);
+        }
+        else
+        {
+            ImageIO.CheckOutputPath(output);
+        }
+
         string? log = p.GetValue(Log), plot = p.GetValue(Plot);
         if (log != null)
         {

@@ -51,6 +51,12 @@ internal sealed class OptionSet
     public readonly Option<int> StyleAnchor = new("--style-anchor") { Description = $"Outputs larger than this many pixels keep the look of this size: half the style loss is taken on the image scaled down to it; 0: off ({ByNetwork(o => o.StyleAnchor.ToString(CultureInfo.InvariantCulture))})" };
     public readonly Option<string> Scales = new("--scales") { Description = $"Coarse to fine: auto (from about --scale-start px, ×√2 per scale, up to --size) or a number of scales; 1: single scale, as in the paper ({ByNetwork(o => o.Scales == StyleTransferOptions.AutoScales ? "auto" : o.Scales.ToString(CultureInfo.InvariantCulture))})" };
 
+    // High resolution (docs/high-resolution.md): pipeline options too.
+    public readonly Option<string?> MaxMemory = new("--max-memory") { Description = "Memory the run may take, e.g. 8G (K/M/G suffixes); picks the tile size and the L-BFGS history so the run fits (default: 80% of this machine's memory)" };
+    public readonly Option<string?> Tile = new("--tile") { Description = "Tiled evaluation with whole-image style statistics: auto (chosen by --max-memory; default), off, or the tile size in pixels" };
+    public readonly Option<int?> TileHalo = new("--tile-halo") { Description = "Pixels around each tile (default: the network's receptive radius, which makes tiles exact)" };
+    public readonly Option<int> BitDepth = new Option<int>("--bit-depth") { Description = "Bits per channel of the output: 8 (default) or 16 (PNG and TIFF)", DefaultValueFactory = _ => 8 }.AcceptOnlyFromAmong("8", "16");
+
     public IEnumerable<Option> All =>
     [
         Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, TvChromaWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
@@ -62,6 +68,10 @@ internal sealed class OptionSet
     public void AddPipelineTo(Command command)
     {
         command.Add(PreserveColor);
+        command.Add(MaxMemory);
+        command.Add(Tile);
+        command.Add(TileHalo);
+        command.Add(BitDepth);
         command.Add(Scales);
     }
 
@@ -236,6 +246,7 @@ internal sealed class OptionSet
             o = o with { Padding = Enum.Parse<FirstConvPadding>(p.GetValue(Padding)!, ignoreCase: true) };
         }
 
+        o = HighResolution(p, o);
         if (Given(p, PreserveColor))
         {
             o = o with { PreserveColor = Enum.Parse<ColorPreservationMode>(p.GetValue(PreserveColor)!, ignoreCase: true) };
@@ -278,6 +289,42 @@ internal sealed class OptionSet
 
     private static string ByNetwork(Func<StyleTransferOptions, string> value) =>
         "default: " + string.Join(", ", new[] { "vgg19", "resnet18" }.Select(n => $"{value(NetworkFactory.DefaultOptions(n))} for {n}"));
+
+    /// <summary>--max-memory, --tile, --tile-halo, --bit-depth (when the command has them).</summary>
+    private StyleTransferOptions HighResolution(ParseResult p, StyleTransferOptions o)
+    {
+        if (Given(p, MaxMemory))
+        {
+            o = o with { MaxMemory = Optimization.MemoryBudget.Parse(p.GetValue(MaxMemory) ?? "") };
+        }
+
+        if (Given(p, Tile))
+        {
+            string t = (p.GetValue(Tile) ?? "").Trim().ToLowerInvariant();
+            o = o with
+            {
+                Tile = t switch
+                {
+                    "auto" => null,
+                    "off" or "0" => 0,
+                    _ when int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) && n > 0 => n,
+                    _ => throw new StyleTransferException($"--tile: '{t}' is not auto, off or a size in pixels"),
+                },
+            };
+        }
+
+        if (Given(p, TileHalo))
+        {
+            o = o with { TileHalo = p.GetValue(TileHalo) };
+        }
+
+        if (Given(p, BitDepth))
+        {
+            o = o with { BitDepth = p.GetValue(BitDepth) };
+        }
+
+        return o;
+    }
 
     private static bool Given(ParseResult p, Option option) => p.GetResult(option) is { Implicit: false };
 

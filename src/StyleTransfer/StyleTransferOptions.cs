@@ -299,6 +299,22 @@ public sealed record StyleTransferOptions
     /// <summary>The statistic the style loss matches: Gram matrices (the paper) or Gaussian fits (W2).</summary>
     public StyleLossKind StyleLoss { get; init; } = StyleLossKind.Gram;
 
+    /// <summary>
+    /// Memory the run may take, in bytes (--max-memory); null: a safe share of this machine's memory
+    /// (<see cref="Optimization.MemoryBudget.DefaultBudget"/>). Picks the tile size and the L-BFGS
+    /// history (<see cref="Optimization.MemoryBudget"/>).
+    /// </summary>
+    public long? MaxMemory { get; init; }
+
+    /// <summary>Interior tile size in pixels for tiled evaluation (--tile): null: chosen by the memory budget; 0: never tile.</summary>
+    public int? Tile { get; init; }
+
+    /// <summary>Halo around each tile in pixels (--tile-halo); null: the network's receptive radius (exact).</summary>
+    public int? TileHalo { get; init; }
+
+    /// <summary>Bits per channel of the written image: 8, or 16 (PNG and TIFF only).</summary>
+    public int BitDepth { get; init; } = 8;
+
     /// <summary>The effective step size.</summary>
     public double EffectiveLearningRate => LearningRate ?? (Optimizer == OptimizerKind.Lbfgs ? 1.0 : 0.02);
 
@@ -404,6 +420,10 @@ public sealed record StyleTransferOptions
 
         Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"{Opt.StyleScale} must be above 0 and at most 8, not {Format(StyleScale)}");
         Require(LbfgsHistory >= 1, $"{Opt.LbfgsHistory} must be at least 1, not {LbfgsHistory}");
+        Require(BitDepth is 8 or 16, $"{Opt.BitDepth} must be 8 or 16, not {BitDepth}");
+        Require(MaxMemory is null or > 0, $"{Opt.MaxMemory} must be above 0, not {MaxMemory}");
+        Require(Tile is null or 0 or (>= 64 and <= 16384), $"{Opt.Tile} must be 0 (off) or from 64 to 16384 px, not {Tile}");
+        Require(TileHalo is null or (>= 0 and <= 1024), $"{Opt.TileHalo} must be from 0 to 1024 px, not {TileHalo}");
         Require(double.IsFinite(SoftmaxTemperature) && SoftmaxTemperature > 0, $"{Opt.SoftmaxTemperature} must be a number above 0, not {Format(SoftmaxTemperature)}");
         Require(SaveEvery >= 0, $"{Opt.SaveEvery} must be 0 or more, not {SaveEvery}");
         Require(Threads is null or >= 1, $"{Opt.Threads} must be at least 1, not {Threads}");

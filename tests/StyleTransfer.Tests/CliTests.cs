@@ -160,7 +160,7 @@ public sealed class CliTests : CliImagesTest
 
     [Fact]
     public void UnsupportedOutputFormat() =>
-        AssertBad($"error: output '{dir.File("out.gif")}' must end in .png, .jpg or .jpeg", content, style, "-o", dir.File("out.gif"));
+        AssertBad($"error: output '{dir.File("out.gif")}' must end in .png, .jpg, .jpeg, .tif or .tiff", content, style, "-o", dir.File("out.gif"));
 
     [Fact]
     public void UnknownLayer()

@@ -25,10 +25,13 @@ namespace StyleTransfer.Diagnostics;
 /// <param name="RssAt500Mb">The same after iteration 500 (runs of 500 or more): issue 6's "flat" compares it with <paramref name="RssAt50Mb"/>.</param>
 internal sealed record BenchResult(string Network, int Size, int Iterations, double MedianMs, double MinMs, double Gflop, double Gflops, double PeakFraction, double PeakGflops, long RssMb, string Device = "cpu", Precision Precision = Precision.Fp32, long? RssAt50Mb = null, long? RssAt150Mb = null, long? RssAt500Mb = null)
 {
+    /// <summary>With --tiles: the memory plan at this size, " tile=768+128 history=10" or " tile=off history=100".</summary>
+    public string? Tiling { get; init; }
+
     /// <summary>One machine-readable line: <c>bench vgg19 512 ms=… gflops=… peak_frac=… rss_mb=…</c>.</summary>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"bench {Network} {Size} ms={MedianMs:F1} min_ms={MinMs:F1} gflop_per_iter={Gflop:F1} gflops={Gflops:F1} peak_frac={PeakFraction:F2} peak_gflops={PeakGflops:F0} rss_mb={RssMb}{(RssAt50Mb is { } r50 ? $" rss50_mb={r50}" : "")}{(RssAt150Mb is { } r150 ? $" rss150_mb={r150}" : "")}{(RssAt500Mb is { } r500 ? $" rss500_mb={r500}" : "")} iters={Iterations} device={Device} precision={Precision.ToString().ToLowerInvariant()}");
+        $"bench {Network} {Size} ms={MedianMs:F1} min_ms={MinMs:F1} gflop_per_iter={Gflop:F1} gflops={Gflops:F1} peak_frac={PeakFraction:F2} peak_gflops={PeakGflops:F0} rss_mb={RssMb}{(RssAt50Mb is { } r50 ? $" rss50_mb={r50}" : "")}{(RssAt150Mb is { } r150 ? $" rss150_mb={r150}" : "")}{(RssAt500Mb is { } r500 ? $" rss500_mb={r500}" : "")} iters={Iterations} device={Device} precision={Precision.ToString().ToLowerInvariant()}{Tiling}");
 }
 
 /// <summary>
@@ -43,7 +46,12 @@ internal static class Benchmark
     public static readonly IReadOnlyList<string> Networks = ["vgg19", "resnet18"];
 
     /// <summary>Runs one case; the first iteration is a warm-up and is not counted.</summary>
-    public static BenchResult Run(string network, int size, int iterations, double? peakGflops = null, string device = "cpu", Precision precision = Precision.Fp32)
+    /// <remarks>
+    /// <paramref name="tile"/>: 0 (the default) evaluates the whole image; null lets the memory
+    /// budget (<paramref name="maxMemory"/>, or the default share) choose tiles and the L-BFGS
+    /// history, as a stylize run does; a number forces that tile size. The line then says what ran.
+    /// </remarks>
+    public static BenchResult Run(string network, int size, int iterations, double? peakGflops = null, string device = "cpu", Precision precision = Precision.Fp32, int? tile = 0, long? maxMemory = null)
     {
         if (!Networks.Contains(network))
         {
@@ -60,8 +68,11 @@ internal static class Benchmark
             LineSearch = false,
             Device = device,
             Precision = precision,
+            Tile = tile,
+            MaxMemory = maxMemory,
         };
         options.Validate();
+        MemoryPlan? plan = tile == 0 && maxMemory is null ? null : MemoryBudget.Require(options, size, size, (long)size * size, TiledObjective.Unsupported(options, false) is null);
         using var scope = torch.NewDisposeScope();
         using IFeatureNetwork net = network == "vgg19"
             ? MixedPrecisionNetwork.Wrap(PrepareRandomVgg(dev), precision)
@@ -110,7 +121,10 @@ internal static class Benchmark
         double peak = peakGflops ?? (dev.type == DeviceType.CPU ? FmaPeak.Measure(torch.get_num_threads()).Gflops : double.NaN);
         double achieved = gflop / (median / 1000);
         long rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
-        return new BenchResult(network, size, iterations, median, times[0], gflop, achieved, achieved / peak, peak, rss, device, precision, rssAt50, rssAt150, rssAt500);
+        return new BenchResult(network, size, iterations, median, times[0], gflop, achieved, achieved / peak, peak, rss, device, precision, rssAt50, rssAt150, rssAt500)
+        {
+            Tiling = plan is null ? null : string.Create(CultureInfo.InvariantCulture, $" tile={(plan.Tile is int t ? $"{t}+{plan.Halo}" : "off")} history={plan.History}"),
+        };
     }
 
     private static Vgg19 PrepareRandomVgg(Device device)

@@ -65,6 +65,7 @@ internal sealed class ResNet18 : IFeatureNetwork
     private Tensor channelScale;
     private Tensor offset;
     private (long H, long W, Tensor Offset)? resized;
+    private (TileWindow Window, long H, long W, Tensor Offset)? windowed;
 
     private ResNet18(Conv stem, Pool pool, Block[] blocks, Preprocessing prep, Dictionary<string, string> onnxValues)
     {
@@ -327,9 +328,22 @@ internal sealed class ResNet18 : IFeatureNetwork
     /// </summary>
     private Tensor OffsetFor(long h, long w)
     {
-        if ((offset.shape[2] == 1 && offset.shape[3] == 1) || (offset.shape[2] == h && offset.shape[3] == w))
+        if ((offset.shape[2] == 1 && offset.shape[3] == 1) || (offset.shape[2] == h && offset.shape[3] == w && TileWindow.Current is null))
         {
             return offset;
+        }
+
+        if (TileWindow.Current is { } win)
+        {
+            // A tile: its part of the mean image made for the whole image.
+            if (windowed is not { } cached || cached.Window != win || cached.H != h || cached.W != w)
+            {
+                Tensor full = TileWindowFree(() => OffsetFor(win.FullHeight, win.FullWidth));
+                windowed?.Offset.Dispose();
+                windowed = (win, h, w, Own(full.narrow(2, win.Y, h).narrow(3, win.X, w)));
+            }
+
+            return windowed.Value.Offset;
         }
 
         if (resized is { } r && r.H == h && r.W == w)
@@ -351,6 +365,14 @@ internal sealed class ResNet18 : IFeatureNetwork
     {
         resized?.Offset.Dispose();
         resized = null;
+        windowed?.Offset.Dispose();
+        windowed = null;
+    }
+
+    private static Tensor TileWindowFree(Func<Tensor> body)
+    {
+        using IDisposable none = TileWindow.Enter(null);
+        return body();
     }
 
     private static Tensor Crop(Tensor t, long h, long w)

@@ -129,7 +129,7 @@ internal static class ZipPthFile
     })];
 
     /// <summary>The zip format's CRC-32 (which System.IO.Compression does not check when reading).</summary>
-    private static uint Crc32(ReadOnlySpan<byte> data)
+    internal static uint Crc32(ReadOnlySpan<byte> data)
     {
         uint c = 0xFFFFFFFF;
         foreach (byte b in data)

@@ -17,15 +17,23 @@ internal static class MemoryGuard
     /// <paramref name="inputs"/>: each image to load, with what it is called and the long edge it is
     /// scaled to; <paramref name="outputPixels"/>: pixels of an output whose size is given directly (texture).
     /// </summary>
-    public static void Check(StyleTransferOptions options, Device device, IEnumerable<(string Path, string What, int LongEdge)> inputs, long outputPixels = 0)
+    /// <remarks>
+    /// With <paramref name="budget"/> (the stylize pipeline, which can tile) the network's working
+    /// memory is checked through <see cref="MemoryBudget"/> instead: the output is refused only when
+    /// no tile size and L-BFGS history fit the budget (--max-memory, or the default share).
+    /// </remarks>
+    public static void Check(StyleTransferOptions options, Device device, IEnumerable<(string Path, string What, int LongEdge)> inputs, long outputPixels = 0, bool budget = false)
     {
         long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        long pixels = outputPixels;
+        long pixels = outputPixels, stylePixels = 0;
+        (int Height, int Width)? output = null;
         foreach ((string path, string what, int edge) in inputs)
         {
             (int w, int h) = ImageIO.Probe(path, what);
             (int sw, int sh) = ImageIO.ScaledSize(w, h, edge);
             pixels = Math.Max(pixels, (long)sw * sh);
+            output ??= what == "content image" ? (sh, sw) : null;
+            stylePixels += what.StartsWith("style image", StringComparison.Ordinal) ? (long)sw * sh : 0;
             long decode = ((long)w * h + ((long)sw * sh)) * ImageIO.DecodeBytesPerPixel;
             if (have > 0 && decode > have * 0.9)
             {
@@ -36,6 +44,12 @@ internal static class MemoryGuard
 
         if (device.type != DeviceType.CPU)
         {
+            return;
+        }
+
+        if (budget && output is { } o)
+        {
+            MemoryBudget.Require(options, o.Height, o.Width, stylePixels, TiledObjective.Unsupported(options, options.StyleMasks is not null) is null);
             return;
         }
 

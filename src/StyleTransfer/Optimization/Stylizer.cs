@@ -96,7 +96,7 @@ internal static class Stylizer
         Action<StylizeResult, FileBatch>? companions = null)
     {
         options.Validate(stylePaths.Count);
-        ImageIO.CheckOutputPath(outputPath);
+        PrintOutput.CheckOutputPath(outputPath, options.BitDepth);
         TorchRuntime.SetThreads(options.Threads);
         Device device = TorchRuntime.ResolveDevice(options.Device);
 
@@ -104,7 +104,7 @@ internal static class Stylizer
         MemoryGuard.Check(options, device, [
             (contentPath, "content image", options.Size),
             .. stylePaths.Select(p => (p, "style image", styleEdge)),
-            .. (options.StyleMasks ?? []).Select(m => (m.Path, $"mask for style image {m.Style + 1}", options.Size))]);
+            .. (options.StyleMasks ?? []).Select(m => (m.Path, $"mask for style image {m.Style + 1}", options.Size))], budget: true);
         var loaded = new List<Tensor>();
         try
         {
@@ -152,7 +152,7 @@ internal static class Stylizer
                 options.StyleMasks is null ? null : masks,
                 progress,
                 cancellation,
-                options.SaveEvery > 0 ? (i, img) => ImageIO.Save(img, SnapshotPath(outputPath, i)) : null,
+                options.SaveEvery > 0 ? (i, img) => PrintOutput.Save(img, SnapshotPath(outputPath, i), options.BitDepth) : null,
                 options.SaveEvery > 0 ? SaveCheckpoint : null,
                 resume);
             try
@@ -160,7 +160,7 @@ internal static class Stylizer
                 if (!result.StoppedBeforeStart)
                 {
                     using var batch = new FileBatch();
-                    ImageIO.Save(result.Image, outputPath, batch);
+                    PrintOutput.Save(result.Image, outputPath, options.BitDepth, contentPath, batch);
                     companions?.Invoke(result, batch);
                     batch.Commit();
                 }
@@ -275,9 +275,14 @@ internal static class Stylizer
                 Tensor ck = last ? c : Downsample(c, h, w);
                 List<Tensor> sks = [.. styleInputs.Select(s => last ? s : Downsample(s, Math.Max(1, (int)Math.Round(s.shape[2] * f)), Math.Max(1, (int)Math.Round(s.shape[3] * f))))];
                 Tensor sk = sks[0];
-                (IFeatureNetwork stageNetwork, StyleTransferOptions stageOptions) = Anchor(network, options, Math.Max(h, w));
+                MemoryPlan? plan = PlanFor(network, options, (h, w), sks, masks);
+
+                // The style anchor's extra taps are not accumulated over tiles yet: a tiled scale runs without it.
+                (IFeatureNetwork stageNetwork, StyleTransferOptions stageOptions) = plan?.Tile is null ? Anchor(network, options, Math.Max(h, w)) : (network, options);
                 using var anchored = stageNetwork as AnchoredTaps;
-                using Targets targets = Targets.Compute(stageNetwork, ck, ActiveContentLayers(stageOptions), sks, ActiveStyleLayers(stageOptions), options.FeatureTransform, options.SoftmaxTemperature);
+                using Targets targets = plan?.Tile is int tile
+                    ? TiledObjective.ComputeTargets(network, options, tile, plan.Halo, ck, ActiveContentLayers(options), sks, ActiveStyleLayers(options))
+                    : Targets.Compute(stageNetwork, ck, ActiveContentLayers(stageOptions), sks, ActiveStyleLayers(stageOptions), options.FeatureTransform, options.SoftmaxTemperature);
                 bool resuming = resume != null && k == first;
                 Tensor? start = resuming
                     ? (resume!.Image.shape[2] == h && resume.Image.shape[3] == w ? resume.Image : throw StyleTransferException.Named($"{Opt.Resume}: the checkpoint's image is {resume.Image.shape[3]}×{resume.Image.shape[2]}, scale {k + 1} is {w}×{h}"))
@@ -299,6 +304,7 @@ internal static class Stylizer
                 {
                     RanBefore = history.Count > 0,
                     SavedOptions = options,
+                    Plan = plan,
                 };
                 StylizeResult r = Optimize(targets, stageNetwork, stageOptions, (h, w), ck, sk, progress, cancellation, snap, stage, keepRaw: true, masks);
                 history.AddRange(r.History);
@@ -421,8 +427,9 @@ internal static class Stylizer
         Tensor initial = stage.Start is { } start ? start.detach().clone() : InitialImage(options.Init, size, content, style, seed);
         using Parameter x = new(initial.to(device), requires_grad: true);
         using Lbfgs? lbfgs = options.Optimizer == OptimizerKind.Lbfgs
-            ? new Lbfgs(x, options.EffectiveLearningRate, historySize: options.LbfgsHistory, strongWolfe: options.LineSearch, expectedIterations: stage.Iterations)
+            ? new Lbfgs(x, options.EffectiveLearningRate, historySize: stage.Plan?.History ?? options.LbfgsHistory, strongWolfe: options.LineSearch, expectedIterations: stage.Iterations)
             : null;
+        using TiledObjective? tiled = stage.Plan?.Tile is int tileSize ? new TiledObjective(network, options, targets, size, tileSize, stage.Plan.Halo) : null;
         using torch.optim.Optimizer? adam = options.Optimizer == OptimizerKind.Adam
             ? torch.optim.Adam([x], lr: options.EffectiveLearningRate)
             : null;
@@ -467,6 +474,13 @@ internal static class Stylizer
                     evaluations++;
                     using var evalScope = torch.NewDisposeScope();
                     x.grad?.zero_();
+                    if (tiled != null)
+                    {
+                        (total, c, s, tv) = tiled.Evaluate(x);
+                        recent[evaluations % recent.Length] = (evaluations, total, c, s, tv);
+                        return total;
+                    }
+
                     Dictionary<string, Tensor> feats = network.Extract(x, allTaps);
                     foreach (string tap in allTaps)
                     {
@@ -592,6 +606,24 @@ internal static class Stylizer
         }
     }
 
+    /// <summary>The memory plan at one scale of a stylize run (CPU only; refuses when nothing fits).</summary>
+    private static MemoryPlan? PlanFor(IFeatureNetwork network, StyleTransferOptions options, (int Height, int Width) size, List<Tensor> styles, IReadOnlyList<Tensor?>? masks)
+    {
+        if (network.Device.type != DeviceType.CPU && options.MaxMemory is null && options.Tile is null or 0)
+        {
+            return null;
+        }
+
+        string? unsupported = TiledObjective.Unsupported(options with { Network = network.Name }, masks?.Any(m => m is not null) == true);
+        bool canTile = unsupported is null;
+        if (!canTile && options.Tile > 0)
+        {
+            throw new StyleTransferException($"--tile: {unsupported}");
+        }
+
+        return MemoryBudget.Require(options with { Network = network.Name }, size.Height, size.Width, styles.Sum(t => t.shape[2] * t.shape[3]), canTile);
+    }
+
     private static Tensor Keep(List<Tensor> list, Tensor t)
     {
         list.Add(t);
@@ -711,6 +743,9 @@ internal sealed record Stage(
 
     /// <summary>The options a checkpoint records, when the stage runs with options derived from them (the style anchor's extra layers).</summary>
     public StyleTransferOptions? SavedOptions { get; init; }
+
+    /// <summary>The memory plan at this scale (tiles, L-BFGS history); null: whole image, the options' history.</summary>
+    public MemoryPlan? Plan { get; init; }
 }
 
 /// <summary>Tensors made for a run's pre-processing, disposed with it.</summary>

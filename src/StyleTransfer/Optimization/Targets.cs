@@ -106,6 +106,19 @@ internal sealed class Targets : IDisposable
         return targets;
     }
 
+    /// <summary>Targets assembled elsewhere (tiled evaluation); takes ownership of the tensors.</summary>
+    internal static Targets FromParts(Dictionary<string, Tensor> content, List<Dictionary<string, StyleStats>> styles, FeatureTransformKind transform, double temperature)
+    {
+        var targets = new Targets { Transform = transform, Temperature = temperature };
+        foreach ((string k, Tensor v) in content)
+        {
+            targets.Content[k] = v;
+        }
+
+        targets.styles.AddRange(styles);
+        return targets;
+    }
+
     /// <summary>
     /// The blend-weighted Gram target at <paramref name="layer"/> (jcjohnson/neural-style): Σ b_i A_i
     /// with each A_i taken per position (scaled to the first part's M_s, which is returned). The

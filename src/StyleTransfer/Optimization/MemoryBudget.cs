@@ -1,0 +1,201 @@
+using System.Globalization;
+using StyleTransfer.Imaging;
+using StyleTransfer.Networks;
+
+namespace StyleTransfer.Optimization;
+
+/// <summary>
+/// What a run at one size will do to stay within its memory budget: evaluate whole or in tiles of
+/// <see cref="Tile"/> px (with <see cref="Halo"/> px around each), and keep <see cref="History"/>
+/// L-BFGS pairs. <see cref="Estimate"/> is the peak memory expected (bytes).
+/// </summary>
+internal sealed record MemoryPlan(long Budget, bool BudgetGiven, int? Tile, int Halo, int History, int RequestedHistory, long Estimate)
+{
+    /// <summary>One line for the start-up report.</summary>
+    public string Describe()
+    {
+        string tiles = Tile is int t ? TileGeometry.Describe(t, Halo) : "whole image (no tiles)";
+        string history = RequestedHistory == 0 ? "" : History < RequestedHistory ? $", L-BFGS history {History} (of {RequestedHistory})" : $", L-BFGS history {History}";
+        string budget = BudgetGiven ? "--max-memory" : "default: 80% of this machine's";
+        return $"memory: budget {MemoryBudget.Format(Budget)} ({budget}); {tiles}{history}; estimated peak {MemoryBudget.Format(Estimate)}";
+    }
+}
+
+/// <summary>
+/// The memory budget (--max-memory): picks, for an output size, whether to evaluate the loss in
+/// tiles (<see cref="TiledObjective"/>) and how many L-BFGS pairs to keep (each two image-sized
+/// float32 tensors: 100 pairs at 3840×2560 are 24 GB), from an estimate of the run's peak memory:
+/// the runtime and weights, the image-sized tensors (image, gradient, optimiser state, the
+/// whole-image TV term, the inputs), the history, and the network's working memory for the whole
+/// image or one tile with its halo (<see cref="NetworkFactory.EstimateWorkingBytes"/>).
+/// Preference: the whole image with at least <see cref="PreferredHistory"/> pairs; then the largest
+/// tile with that many; then the same with at least 10, 5 and <see cref="MinHistory"/> pairs; else refused.
+/// </summary>
+internal static class MemoryBudget
+{
+    /// <summary>The process before any image: .NET, libtorch, the weights (measured: about 0.5 GB with ResNet-18).</summary>
+    public const long BaselineBytes = 600L << 20;
+
+    /// <summary>Image-sized float32 tensors per output pixel outside the network (image, gradient, L-BFGS directions and line search, TV terms, inputs): 24 × 3 channels × 4 bytes.</summary>
+    public const long BytesPerPixel = 24 * 12;
+
+    /// <summary>Fewest L-BFGS pairs a budget may leave.</summary>
+    public const int MinHistory = 3;
+
+    /// <summary>Pairs worth keeping before tiling: beyond about 20 pairs L-BFGS gains little.</summary>
+    public const int PreferredHistory = 20;
+
+    /// <summary>Tile interiors tried, largest first.</summary>
+    public static readonly IReadOnlyList<int> TileLadder = [2048, 1536, 1024, 768, 512, 384, 256];
+
+    /// <summary>80 % of this machine's memory (or of the container's limit).</summary>
+    public static long DefaultBudget()
+    {
+        long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        return have > 0 ? (long)(have * 0.8) : 8L << 30;
+    }
+
+    /// <summary>A size with an optional K, M, G or T suffix (powers of 1024; a trailing B allowed): "8G", "512M", "1.5G".</summary>
+    public static long Parse(string text, string flag = "--max-memory")
+    {
+        string t = text.Trim().ToUpperInvariant();
+        if (t.EndsWith('B'))
+        {
+            t = t[..^1];
+        }
+
+        long unit = 1;
+        if (t.Length > 0 && "KMGT".Contains(t[^1], StringComparison.Ordinal))
+        {
+            unit = 1L << (10 * ("KMGT".IndexOf(t[^1], StringComparison.Ordinal) + 1));
+            t = t[..^1];
+        }
+
+        if (!double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !double.IsFinite(v) || v <= 0 || v * unit > 1L << 50)
+        {
+            throw new StyleTransferException($"{flag}: '{text}' is not a size (a number with K, M or G, e.g. 8G)");
+        }
+
+        return (long)(v * unit);
+    }
+
+    /// <summary>Bytes as "7.4 GB" / "512 MB".</summary>
+    public static string Format(long bytes) => bytes >= 1L << 30
+        ? string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):F1} GB")
+        : string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 20):F0} MB");
+
+    /// <summary>The estimated peak for <paramref name="pixels"/> output pixels and <paramref name="stylePixels"/> style pixels (all style images), whole or in tiles.</summary>
+    public static long Estimate(StyleTransferOptions options, long pixels, long stylePixels, int? tile, int halo, int history)
+    {
+        long image = (pixels * BytesPerPixel) + (stylePixels * 3 * 12);
+        long working = tile is int t
+            ? NetworkFactory.EstimateWorkingBytes(options.Network, (long)(t + (2 * halo)) * (t + (2 * halo))) + ContentBuffers(options, pixels)
+            : NetworkFactory.EstimateWorkingBytes(options.Network, pixels);
+        long optimiser = options.Optimizer == OptimizerKind.Lbfgs ? history * pixels * 24L : pixels * 24L;
+        return BaselineBytes + image + working + optimiser;
+    }
+
+    /// <summary>
+    /// The plan for an output of <paramref name="height"/>×<paramref name="width"/>, or null when
+    /// nothing fits the budget. <paramref name="canTile"/>: whether this run may be tiled at all.
+    /// </summary>
+    public static MemoryPlan? Choose(StyleTransferOptions options, int height, int width, long stylePixels, bool canTile)
+    {
+        long budget = options.MaxMemory ?? DefaultBudget();
+        long pixels = (long)height * width;
+        int requested = options.Optimizer == OptimizerKind.Lbfgs ? options.LbfgsHistory : 0;
+        int halo = 0, align = 1;
+        canTile &= options.Tile != 0 && TiledObjective.Unsupported(options, false) is null;
+        if (canTile)
+        {
+            (align, int exact) = TileGeometry.For(options.Network, Stylizer.ActiveContentLayers(options).Union(Stylizer.ActiveStyleLayers(options)), options.AntiAlias);
+            halo = options.TileHalo is int h ? TileGeometry.RoundUp(h, align) : exact;
+        }
+
+        List<int?> candidates = options.Tile is int forced && forced > 0 && canTile
+            ? [TileGeometry.RoundUp(forced, align)]
+            : [null, .. canTile ? TileLadder.Where(t => t < Math.Max(height, width)) : []];
+        foreach (int least in new[] { PreferredHistory, 10, 5, MinHistory }.Select(n => Math.Min(requested, n)).Distinct())
+        {
+            foreach (int? tile in candidates)
+            {
+                long fixedPart = Estimate(options, pixels, stylePixels, tile, halo, 0);
+                long pair = options.Optimizer == OptimizerKind.Lbfgs ? pixels * 24L : 1;
+                long fit = requested == 0 ? (fixedPart <= budget ? 0 : -1) : (budget - fixedPart) / pair;
+                if (fixedPart <= budget && fit >= least)
+                {
+                    int history = (int)Math.Min(requested, fit);
+                    return new MemoryPlan(budget, options.MaxMemory is not null, tile, tile is null ? 0 : halo, history, requested, Estimate(options, pixels, stylePixels, tile, halo, history));
+                }
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary><see cref="Choose"/>, or the one-line refusal when nothing fits.</summary>
+    public static MemoryPlan Require(StyleTransferOptions options, int height, int width, long stylePixels, bool canTile)
+    {
+        if (Choose(options, height, width, stylePixels, canTile) is { } plan)
+        {
+            return plan;
+        }
+
+        long budget = options.MaxMemory ?? DefaultBudget();
+        long pixels = (long)height * width;
+        canTile &= options.Tile != 0 && TiledObjective.Unsupported(options, false) is null;
+        int smallest = options.Tile is int forced && forced > 0 ? forced : TileLadder[^1];
+        int halo = canTile ? TileGeometry.For(options.Network, Stylizer.ActiveContentLayers(options).Union(Stylizer.ActiveStyleLayers(options)), options.AntiAlias).Halo : 0;
+        int least = Math.Min(options.Optimizer == OptimizerKind.Lbfgs ? options.LbfgsHistory : 0, MinHistory);
+        long need = Estimate(options, pixels, stylePixels, canTile ? smallest : null, options.TileHalo ?? halo, least);
+        string how = canTile ? $"{smallest} px tiles, L-BFGS history {least}" : $"untiled, L-BFGS history {least}";
+        if (options.MaxMemory is long given)
+        {
+            throw new StyleTransferException(
+                $"--max-memory {Format(given)} is too small for a {width}x{height} output with {options.Network}: it needs about {Format(need)} ({how}); give more, or a smaller --size");
+        }
+
+        throw new StyleTransferException(
+            $"--size {options.Size} needs about {need / 1e9:F0} GB of memory with {options.Network}, and this machine has {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1e9:F0} GB; use a smaller --size");
+    }
+
+    /// <summary>
+    /// The start-up report for a stylize run: the plan at the output size, from the images' headers
+    /// (nothing decoded). Null when there is nothing to say (whole image, full history, no --max-memory)
+    /// or a header cannot be read (the run itself then reports that).
+    /// </summary>
+    public static string? StartupLine(StyleTransferOptions options, string contentPath, IReadOnlyList<string> stylePaths)
+    {
+        try
+        {
+            (int w, int h) = ImageIO.Probe(contentPath, "content image");
+            (int sw, int sh) = ImageIO.ScaledSize(w, h, options.Size);
+            long stylePixels = StylePixels(options, stylePaths);
+            MemoryPlan? plan = Choose(options, sh, sw, stylePixels, TiledObjective.Unsupported(options, options.StyleMasks is not null) is null);
+            return plan is null || (plan.Tile is null && plan.History == plan.RequestedHistory && options.MaxMemory is null) ? null : plan.Describe();
+        }
+        catch (StyleTransferException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Pixels of all style images at the run's style size, from their headers.</summary>
+    internal static long StylePixels(StyleTransferOptions options, IEnumerable<string> stylePaths)
+    {
+        int edge = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
+        long sum = 0;
+        foreach (string p in stylePaths)
+        {
+            (int w, int h) = ImageIO.Probe(p, "style image");
+            (int sw, int sh) = ImageIO.ScaledSize(w, h, edge);
+            sum += (long)sw * sh;
+        }
+
+        return sum;
+    }
+
+    /// <summary>The content layers' whole-image buffers a tiled run keeps (features, their gradient, the target, the transformed copy).</summary>
+    private static long ContentBuffers(StyleTransferOptions options, long pixels) =>
+        options.Network == "vgg19" ? pixels * 128 : pixels * 32;
+}

@@ -1,0 +1,208 @@
+using System.Diagnostics;
+using System.Globalization;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Metadata.Profiles.Exif;
+using SixLabors.ImageSharp.Metadata.Profiles.Icc;
+using SixLabors.ImageSharp.PixelFormats;
+using StyleTransfer.Cli;
+using StyleTransfer.Imaging;
+using StyleTransfer.Networks;
+using StyleTransfer.Optimization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StyleTransfer.Tests;
+
+/// <summary>Issue 15: the memory budget (--max-memory) and print output (16-bit PNG/TIFF, ICC and EXIF carried over).</summary>
+public sealed class HighResolutionTests : CliImagesTest
+{
+    public HighResolutionTests() => TorchRuntime.EnsureLoaded();
+
+    [Theory]
+    [InlineData("8G", 8L << 30)]
+    [InlineData("512M", 512L << 20)]
+    [InlineData("1.5g", 3L << 29)]
+    [InlineData("100KB", 100L << 10)]
+    [InlineData("4096", 4096L)]
+    public void SizesParseWithSuffixes(string text, long bytes) => Assert.Equal(bytes, MemoryBudget.Parse(text));
+
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("-1G")]
+    [InlineData("8X")]
+    public void BadSizesAreRefused(string text)
+    {
+        var e = Assert.Throws<StyleTransferException>(() => MemoryBudget.Parse(text));
+        Assert.Equal($"--max-memory: '{text}' is not a size (a number with K, M or G, e.g. 8G)", e.Message);
+    }
+
+    [Fact]
+    public void TheBudgetPicksTilesAndHistoryAt4K()
+    {
+        StyleTransferOptions o = NetworkFactory.DefaultOptions("resnet18") with { Size = 3840, MaxMemory = 8L << 30 };
+        long stylePixels = 5760L * 4320;
+        MemoryPlan plan = MemoryBudget.Require(o, 2880, 3840, stylePixels, canTile: true);
+        Assert.Equal((768, 128, 10), (plan.Tile, plan.Halo, plan.History));
+        Assert.InRange(plan.Estimate, 6L << 30, 8L << 30);
+        Assert.Equal($"memory: budget 8.0 GB (--max-memory); 768 px tiles (+128 px halo), L-BFGS history 10 (of 100); estimated peak {MemoryBudget.Format(plan.Estimate)}", plan.Describe());
+
+        // The default run at 512 px is untouched: whole image, the full history.
+        MemoryPlan small = MemoryBudget.Require(NetworkFactory.DefaultOptions("resnet18") with { MaxMemory = 8L << 30 }, 384, 512, 768L * 576, canTile: true);
+        Assert.Equal((null, 100), (small.Tile, small.History));
+
+        // Networks that cannot tile only get a shorter history, or a refusal.
+        var e = Assert.Throws<StyleTransferException>(() => MemoryBudget.Require(NetworkFactory.DefaultOptions("alexnet") with { Size = 3840, MaxMemory = 4L << 30 }, 2880, 3840, stylePixels, canTile: false));
+        Assert.StartsWith("--max-memory 4.0 GB is too small for a 3840x2880 output with alexnet: it needs about ", e.Message);
+    }
+
+    [Fact]
+    public void AMaxMemoryTooSmallIsRefusedBeforeAnyLargeAllocation()
+    {
+        // As its own process, under GNU time, for its peak resident memory.
+        string output = dir.File("out.png"), rss = dir.File("rss.txt");
+        var start = new ProcessStartInfo("/usr/bin/time") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        string host = Environment.ProcessPath is { } path && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
+        foreach (string a in new[] { "-f", "%M", "-o", rss, host, Path.Combine(AppContext.BaseDirectory, "stylize.dll"), content, style, "-o", output, "--size", "3840", "--max-memory", "1G", "--network", "resnet18", "--threads", "1" })
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using Process p = Process.Start(start)!;
+        string stderr = p.StandardError.ReadToEnd();
+        p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Assert.Equal(CliApp.ExitBadInput, p.ExitCode);
+        Assert.Matches(@"^error: --max-memory 1\.0 GB is too small for a 3840x2560 output with resnet18: it needs about \d+\.\d GB \(256 px tiles, L-BFGS history 3\); give more, or a smaller --size\r?\n$", stderr);
+        Assert.False(File.Exists(output));
+        long peakKb = long.Parse(File.ReadAllLines(rss).Last(l => l.Trim().Length > 0).Trim(), CultureInfo.InvariantCulture);
+        Assert.InRange(peakKb, 1, 500 * 1024);
+    }
+
+    [Fact]
+    public void SixteenBitPngAndTiffKeepTheFractionalLevels()
+    {
+        // A ramp finer than 8 bits: 16-bit output keeps levels between the 8-bit ones.
+        using Tensor ramp = torch.linspace(0, 1, 1000).reshape(1, 1, 1, 1000).expand(1, 3, 4, 1000).contiguous();
+        string png = dir.File("ramp.png"), tiff = dir.File("ramp.tiff");
+        PrintOutput.Save(ramp, png, bitDepth: 16);
+        PrintOutput.Save(ramp, tiff, bitDepth: 16);
+        foreach (string file in new[] { png, tiff })
+        {
+            using Image<Rgb48> img = Image.Load<Rgb48>(file);
+            Assert.Equal((1000, 4), (img.Width, img.Height));
+            Assert.Equal((ushort)Math.Round(65535.0 * 1 / 999), img[1, 0].R);
+            Assert.Equal((ushort)Math.Round(65535.0 * 500 / 999), img[500, 3].G);
+            Assert.Equal(65535, img[999, 2].B);
+        }
+
+        Assert.Equal(16, File.ReadAllBytes(png)[24]); // IHDR bit depth
+        Assert.Equal("II*\0", System.Text.Encoding.ASCII.GetString(File.ReadAllBytes(tiff), 0, 4));
+    }
+
+    [Theory]
+    [InlineData("out.png", 16)]
+    [InlineData("out.tiff", 16)]
+    [InlineData("out.tif", 8)]
+    [InlineData("out.jpg", 8)]
+    public void TheContentsIccProfileAndExifAreCarriedOverUpright(string name, int bits)
+    {
+        byte[] icc = MinimalIcc();
+        string jpeg = dir.File("camera.jpg");
+        using (Image<Rgb24> photo = TestImages.Scene(64, 48))
+        {
+            photo.Metadata.IccProfile = new IccProfile(icc);
+            photo.Metadata.ExifProfile = new ExifProfile();
+            photo.Metadata.ExifProfile.SetValue(ExifTag.Orientation, (ushort)6);
+            photo.Metadata.ExifProfile.SetValue(ExifTag.Make, "TestCam");
+            photo.SaveAsJpeg(jpeg);
+        }
+
+        using Tensor loaded = ImageIO.LoadTensor(jpeg, "content image", 64);
+        Assert.Equal([1L, 3, 64, 48], loaded.shape); // turned upright on reading
+        string output = dir.File(name);
+        PrintOutput.Save(loaded, output, bits, metadataFrom: jpeg);
+        if (PrintOutput.IsTiff(output))
+        {
+            Assert.Equal(icc, TiffTag(File.ReadAllBytes(output), 34675));
+            Assert.Equal(bits * 3, Image.Identify(output).PixelType.BitsPerPixel);
+            return;
+        }
+
+        var meta = Image.Identify(output).Metadata;
+        Assert.Equal(icc, name.EndsWith(".png", StringComparison.Ordinal) ? PngIccp(File.ReadAllBytes(output)) : meta.IccProfile!.ToByteArray());
+        Assert.Equal((ushort)1, meta.ExifProfile!.GetValue(ExifTag.Orientation)!.Value);
+        Assert.Equal("TestCam", meta.ExifProfile!.GetValue(ExifTag.Make)!.Value);
+    }
+
+    [Fact]
+    public void SixteenBitJpegIsRefused()
+    {
+        (int code, _, string stderr) = CliRun.WithDefaults([content, style, "-o", dir.File("out.jpg"), "--bit-depth", "16"], ("--network", "vgg19"), ("--weights", TestPaths.NarrowPth), ("--size", "32"), ("-n|--iterations", "1"));
+        Assert.Equal(CliApp.ExitBadInput, code);
+        Assert.Equal($"error: --bit-depth 16 needs a .png, .tif or .tiff output, not '{dir.File("out.jpg")}' (JPEG has 8 bits)" + Environment.NewLine, stderr);
+    }
+
+    [Fact]
+    public void ARunWritesASixteenBitTiff()
+    {
+        string output = dir.File("out.tiff");
+        (int code, string stdout, string stderr) = CliRun.WithDefaults([content, style, "-o", output, "--bit-depth", "16", "--max-memory", "4G"], ("--network", "vgg19"), ("--weights", TestPaths.NarrowPth), ("--size", "32"), ("-n|--iterations", "1"), ("--threads", "2"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("memory: budget 4.0 GB (--max-memory); whole image (no tiles), L-BFGS history 100; estimated peak ", stdout);
+        using Image<Rgb48> img = Image.Load<Rgb48>(output);
+        Assert.Equal((32, 21), (img.Width, img.Height));
+    }
+
+    /// <summary>The profile in a PNG's iCCP chunk (ImageSharp 2.1 does not read it), CRC checked.</summary>
+    private static byte[] PngIccp(byte[] png)
+    {
+        for (int at = 8; at + 12 <= png.Length;)
+        {
+            int length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(at));
+            if (png.AsSpan(at + 4, 4).SequenceEqual("iCCP"u8))
+            {
+                Assert.Equal(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(at + 8 + length)), Networks.ZipPthFile.Crc32(png.AsSpan(at + 4, length + 4)));
+                int name = Array.IndexOf(png, (byte)0, at + 8);
+                using var z = new System.IO.Compression.ZLibStream(new MemoryStream(png, name + 2, at + 8 + length - name - 2), System.IO.Compression.CompressionMode.Decompress);
+                using var profile = new MemoryStream();
+                z.CopyTo(profile);
+                return profile.ToArray();
+            }
+
+            at += length + 12;
+        }
+
+        return [];
+    }
+
+    /// <summary>The bytes of an UNDEFINED-type tag of a little-endian TIFF's first IFD.</summary>
+    private static byte[] TiffTag(byte[] tiff, ushort tag)
+    {
+        int ifd = BitConverter.ToInt32(tiff, 4);
+        int n = BitConverter.ToUInt16(tiff, ifd);
+        for (int i = 0; i < n; i++)
+        {
+            int e = ifd + 2 + (12 * i);
+            if (BitConverter.ToUInt16(tiff, e) == tag)
+            {
+                int count = BitConverter.ToInt32(tiff, e + 4), at = BitConverter.ToInt32(tiff, e + 8);
+                return tiff.AsSpan(at, count).ToArray();
+            }
+        }
+
+        return [];
+    }
+
+    /// <summary>An ICC v2 display profile header with no tags: enough for the profile to travel.</summary>
+    private static byte[] MinimalIcc()
+    {
+        var b = new byte[132];
+        b[3] = 132;
+        "mntr"u8.CopyTo(b.AsSpan(12));
+        "RGB "u8.CopyTo(b.AsSpan(16));
+        "XYZ "u8.CopyTo(b.AsSpan(20));
+        b[8] = 2;
+        "acsp"u8.CopyTo(b.AsSpan(36));
+        return b;
+    }
+}
