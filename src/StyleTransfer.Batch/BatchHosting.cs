@@ -78,12 +78,14 @@ public static class BatchHosting
         Quiet(builder.Logging);
         builder.Services.AddSingleton(worker);
         builder.Services.AddSingleton<BlobCache>();
-        builder.Services.AddHostedService<RenderWorker>();
         builder.UseOrleans(silo =>
         {
             configure(silo);
             silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(15));
         });
+
+        // After the silo's own hosted service, so the workers start once the silo is up.
+        builder.Services.AddHostedService<RenderWorker>();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
         return builder.Build();
     }

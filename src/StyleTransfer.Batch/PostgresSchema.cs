@@ -189,11 +189,11 @@ public static class PostgresSchema
             WHERE DeploymentId = @DeploymentId AND IAmAliveTime < @IAmAliveTime AND Status <> 3
             """),
 
-        // Grain storage: Version is the ETag; a write with a stale version changes nothing and returns the old one.
+        // Grain storage (Orleans's binary serializer: only PayloadBinary is written): Version is the ETag; a write with a stale version changes nothing and returns the old one.
         ("WriteToStorageKey", $"""
             WITH upd AS (
                 UPDATE OrleansStorage
-                SET PayloadBinary = @PayloadBinary, PayloadJson = @PayloadJson, PayloadXml = CAST(@PayloadXml AS xml),
+                SET PayloadBinary = @PayloadBinary, PayloadJson = NULL, PayloadXml = NULL,
                     ModifiedOn = (now() AT TIME ZONE 'utc'), Version = Version + 1
                 WHERE CAST(@GrainStateVersion AS integer) IS NOT NULL AND Version = @GrainStateVersion AND {GrainRow}
                 RETURNING Version),
@@ -201,7 +201,7 @@ public static class PostgresSchema
                 INSERT INTO OrleansStorage (GrainIdHash, GrainIdN0, GrainIdN1, GrainTypeHash, GrainTypeString, GrainIdExtensionString,
                     ServiceId, PayloadBinary, PayloadJson, PayloadXml, ModifiedOn, Version)
                 SELECT @GrainIdHash, @GrainIdN0, @GrainIdN1, @GrainTypeHash, @GrainTypeString, @GrainIdExtensionString,
-                    @ServiceId, @PayloadBinary, @PayloadJson, CAST(@PayloadXml AS xml), (now() AT TIME ZONE 'utc'), 1
+                    @ServiceId, @PayloadBinary, NULL, NULL, (now() AT TIME ZONE 'utc'), 1
                 WHERE CAST(@GrainStateVersion AS integer) IS NULL AND NOT EXISTS (SELECT 1 FROM OrleansStorage WHERE {GrainRow})
                 RETURNING Version)
             SELECT COALESCE((SELECT Version FROM upd), (SELECT Version FROM ins), CAST(@GrainStateVersion AS integer)) AS NewGrainStateVersion

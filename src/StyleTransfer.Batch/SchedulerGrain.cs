@@ -52,6 +52,10 @@ public sealed class RenderSlot
 
     [Id(8)]
     public string? ResultJson { get; set; }
+
+    /// <summary>Every worker the render was handed to, in order.</summary>
+    [Id(9)]
+    public List<string> TriedBy { get; set; } = [];
 }
 
 internal sealed class SchedulerGrain(
@@ -110,6 +114,7 @@ internal sealed class SchedulerGrain(
                 r.Worker = worker;
                 r.Silo = silo;
                 r.Attempts++;
+                r.TriedBy.Add(worker);
                 r.LeaseUntilUtc = now.AddSeconds(b.LeaseSeconds);
                 lease = new Lease(batchId, r.SpecJson, r.Token, r.Attempts);
                 changed = true;
@@ -145,7 +150,7 @@ internal sealed class SchedulerGrain(
 
         // A lease that was taken away (its worker presumed dead) still delivers if it is first:
         // the render is done once, and the later lease is told to stop at its next renewal.
-        RenderResult result = RenderResult.FromJson(resultJson) with { Attempts = r.Attempts };
+        RenderResult result = RenderResult.FromJson(resultJson) with { Attempts = r.Attempts, TriedBy = [.. r.TriedBy] };
         r.Status = result.Status;
         r.ResultJson = result.ToJson();
         r.Token = null;

@@ -33,6 +33,9 @@ public sealed record ManifestEntry
 
     public int Attempts { get; init; }
 
+    /// <summary>Every worker the render was handed to, in order; <see cref="Worker"/> is the one whose result was taken.</summary>
+    public IReadOnlyList<string> TriedBy { get; init; } = [];
+
     public string? OutputSha256 { get; init; }
 
     public DateTimeOffset? FinishedUtc { get; init; }
@@ -62,6 +65,7 @@ public sealed record ManifestEntry
         Seconds = r.Seconds,
         OptimizeSeconds = r.OptimizeSeconds,
         Attempts = r.Attempts,
+        TriedBy = r.TriedBy,
         OutputSha256 = r.OutputSha256,
         FinishedUtc = r.FinishedUtc,
     };

@@ -122,7 +122,7 @@ public static class BatchPlanner
     /// <summary>A seed from the inputs and settings (below 2^48, so it prints and parses exactly).</summary>
     private static long DeriveSeed(RenderInput content, RenderInput style, StyleTransferOptions o)
     {
-        string key = $"seed\n{content.Sha256}\n{style.Sha256}\n{JsonSerializer.Serialize(o with { Seed = null }, JobJson.Options)}";
+        string key = $"seed\n{content.Sha256}\n{style.Sha256}\n{JsonSerializer.Serialize(o with { Seed = null, Device = "", Threads = null }, JobJson.Options)}";
         byte[] hash = System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(key));
         return (long)(BitConverter.ToUInt64(hash, 0) & 0xFFFF_FFFF_FFFFUL);
     }

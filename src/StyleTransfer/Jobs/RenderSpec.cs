@@ -71,6 +71,9 @@ public sealed record RenderResult
     /// <summary>How many times the render was handed out (1 unless a worker died or lost its lease).</summary>
     public int Attempts { get; init; }
 
+    /// <summary>Every worker the render was handed to, in order (the last one delivered, unless an earlier one finished first).</summary>
+    public IReadOnlyList<string> TriedBy { get; init; } = [];
+
     public DateTimeOffset FinishedUtc { get; init; }
 
     public string ToJson() => JsonSerializer.Serialize(this, JobJson.Options);
