@@ -17,8 +17,9 @@ namespace StyleTransfer.Cli;
 /// </summary>
 internal sealed class BatchCommand
 {
-    public readonly Option<string[]> Contents = new("--contents") { Description = "Content images: a folder (its PNG/JPEG/... files), a file, or a glob in the file name (photos/*.jpg); repeatable", Required = true, AllowMultipleArgumentsPerToken = true };
-    public readonly Option<string[]> Styles = new("--styles") { Description = "Style images, as --contents; every content is rendered with every style", Required = true, AllowMultipleArgumentsPerToken = true };
+    public readonly Option<string[]> Contents = new("--contents") { Description = "Content images: a folder (its PNG/JPEG/... files), a file, or a glob in the file name (photos/*.jpg); repeatable", AllowMultipleArgumentsPerToken = true };
+    public readonly Option<string[]> Styles = new("--styles") { Description = "Style images, as --contents; every content is rendered with every style", AllowMultipleArgumentsPerToken = true };
+    public readonly Option<string?> Jobs = new("--jobs") { Description = "Instead of --contents and --styles: a JSON file listing renders, {\"renders\": [{\"content\": PATH, \"style\": PATH, \"options\": {\"style-weight\": \"1e8\"}}]} (paths relative to the file)" };
     public readonly Option<string> OutDir = new("--output", "-o") { Description = "Output folder: one PNG per render, CONTENT__STYLE[__NAME-VALUE...].png, and manifest.json", Required = true };
     public readonly Option<string[]> Sweep = new("--sweep") { Description = "NAME=V1,V2,...: render once per value of an image option (e.g. style-weight=1e7,1e8 or scales=1,auto); repeatable (all combinations)" };
     public readonly Option<string?> Cluster = new("--cluster") { Description = "Submit to the cluster whose state is in this PostgreSQL database (postgres://USER[:PASSWORD]@HOST[:PORT]/DB) instead of rendering in this process" };
@@ -41,7 +42,7 @@ internal sealed class BatchCommand
     {
         Command = new Command("batch", "Render every content image with every style image (and every --sweep value) on Orleans: in this process, or on a cluster of `stylize worker`s (--cluster)")
         {
-            Contents, Styles, OutDir, Sweep, Cluster, LeaseSeconds, TimeoutSeconds,
+            Contents, Styles, Jobs, OutDir, Sweep, Cluster, LeaseSeconds, TimeoutSeconds,
         };
         set.AddTo(Command, set.SaveEvery);
         set.AddPipelineTo(Command);
@@ -66,18 +67,22 @@ internal sealed class BatchCommand
 
         List<SweepAxis> sweeps = [.. (p.GetValue(Sweep) ?? []).Select(SweepAxis.Parse)];
         var sweepable = set.All.Concat([set.PreserveColor, set.Scales]).Except([set.SaveEvery, set.Device, set.Threads]).ToDictionary(o => o.Name.TrimStart('-'));
-        foreach (SweepAxis axis in sweeps)
+        void CheckName(string name, string where)
         {
-            if (!sweepable.TryGetValue(axis.Name, out Option? option))
+            if (!sweepable.TryGetValue(name, out Option? option))
             {
-                throw new StyleTransferException($"--sweep: '{axis.Name}' is not an image option (e.g. style-weight, content-weight, size, iterations, scales, seed)");
+                throw new StyleTransferException($"{where}: '{name}' is not an image option (e.g. style-weight, content-weight, size, iterations, scales, seed)");
             }
 
             if (p.GetResult(option) is { Implicit: false })
             {
-                throw new StyleTransferException($"--sweep {axis.Name} and --{axis.Name} cannot be given together");
+                throw new StyleTransferException($"{where} {name} and --{name} cannot be given together");
             }
+        }
 
+        foreach (SweepAxis axis in sweeps)
+        {
+            CheckName(axis.Name, "--sweep");
             if (sweeps.Count(s => s.Name == axis.Name) > 1)
             {
                 throw new StyleTransferException($"--sweep {axis.Name} is given twice");
@@ -85,26 +90,67 @@ internal sealed class BatchCommand
         }
 
         StyleTransferOptions baseOptions = set.Build(p);
-        StyleTransferOptions OptionsFor(IReadOnlyList<KeyValuePair<string, string>> combo)
+        StyleTransferOptions OptionsFor(IReadOnlyList<KeyValuePair<string, string>> settings)
         {
-            if (combo.Count == 0)
+            if (settings.Count == 0)
             {
                 return baseOptions;
             }
 
-            ParseResult again = root.Parse([.. args, .. combo.SelectMany(c => new[] { "--" + c.Key, c.Value })]);
+            if (settings.GroupBy(c => c.Key).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            {
+                throw new StyleTransferException($"option {twice.Key} is given both in the job file and by --sweep");
+            }
+
+            ParseResult again = root.Parse([.. args, .. settings.SelectMany(c => new[] { "--" + c.Key, c.Value })]);
             if (ParseErrors.First(again) is { } error)
             {
-                throw new StyleTransferException($"--sweep {string.Join(" ", combo.Select(c => $"{c.Key}={c.Value}"))}: {error}");
+                throw new StyleTransferException($"{string.Join(" ", settings.Select(c => $"{c.Key}={c.Value}"))}: {error}");
             }
 
             return set.Build(again);
         }
 
         var inputs = new Dictionary<string, string>(StringComparer.Ordinal);
-        List<RenderInput> contents = Expand(p.GetRequiredValue(Contents), "--contents", inputs);
-        List<RenderInput> styles = Expand(p.GetRequiredValue(Styles), "--styles", inputs);
-        IReadOnlyList<RenderSpec> specs = BatchPlanner.Plan(contents, styles, sweeps, OptionsFor);
+        string[]? contentArgs = p.GetResult(Contents) is null ? null : p.GetValue(Contents), styleArgs = p.GetResult(Styles) is null ? null : p.GetValue(Styles);
+        string? jobFile = p.GetValue(Jobs);
+        IReadOnlyList<RenderSpec> specs;
+        string shape;
+        if (jobFile is not null)
+        {
+            if (contentArgs is not null || styleArgs is not null)
+            {
+                throw new StyleTransferException("--jobs cannot be combined with --contents or --styles");
+            }
+
+            var pairs = new List<RenderPair>();
+            foreach (JobFileRender r in JobFile.Load(jobFile))
+            {
+                foreach (KeyValuePair<string, string> o in r.Options)
+                {
+                    CheckName(o.Key, $"job file '{jobFile}': option");
+                }
+
+                pairs.Add(new RenderPair(Expand([r.Content], "job file", inputs)[0], Expand([r.Style], "job file", inputs)[0], r.Options));
+            }
+
+            specs = BatchPlanner.Plan(pairs, sweeps, OptionsFor);
+            shape = $"{pairs.Count} from {Path.GetFileName(jobFile)}";
+        }
+        else
+        {
+            if (contentArgs is null || styleArgs is null)
+            {
+                throw new StyleTransferException("give --contents and --styles (or --jobs FILE)");
+            }
+
+            List<RenderInput> contents = Expand(contentArgs, "--contents", inputs);
+            List<RenderInput> styles = Expand(styleArgs, "--styles", inputs);
+            specs = BatchPlanner.Plan(contents, styles, sweeps, OptionsFor);
+            shape = $"{contents.Count} content × {styles.Count} style";
+        }
+
+        shape += sweeps.Count > 0 ? " × " + string.Join(" × ", sweeps.Select(s => $"{s.Values.Count} {s.Name}")) : "";
         Directory.CreateDirectory(outDir);
         AtomicFile.CheckPath(Path.Combine(outDir, BatchManifest.FileName), "output");
         OutputPaths.CheckDistinct(
@@ -128,8 +174,8 @@ internal sealed class BatchCommand
 
         string? cluster = p.GetValue(Cluster);
         stdout.WriteLine(cluster is null
-            ? $"batch: {specs.Count} render(s) ({contents.Count} content × {styles.Count} style{(sweeps.Count > 0 ? " × " + string.Join(" × ", sweeps.Select(s => $"{s.Values.Count} {s.Name}")) : "")}) in this process on {baseOptions.Device}"
-            : $"batch: {specs.Count} render(s) submitted to {ClusterAddress.Parse(cluster).Display}");
+            ? $"batch: {specs.Count} render(s) ({shape}) in this process on {baseOptions.Device}"
+            : $"batch: {specs.Count} render(s) ({shape}) submitted to {ClusterAddress.Parse(cluster).Display}");
         using var stop = new StopSignals(cancellation);
         try
         {
@@ -246,7 +292,6 @@ internal sealed class BatchCommand
 
     private static int Report(BatchSummary s, string outDir, TextWriter stdout)
     {
-        double optimising = s.Entries.Where(e => e.Status == RenderStatus.Done).Sum(e => e.OptimizeSeconds);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"batch: {s.Total} render(s): {s.Done} done, {s.Failed} failed, {s.Skipped} skipped (already done); wall {s.Wall.TotalSeconds:F1} s; manifest {Path.Combine(outDir, BatchManifest.FileName)}"));
         if (s.Failed > 0)
@@ -255,7 +300,6 @@ internal sealed class BatchCommand
             throw new StyleTransferException($"{s.Failed} of {s.Total} renders failed (first: {first.Output}: {first.Error}); the manifest has each reason");
         }
 
-        _ = optimising;
         return CliApp.ExitOk;
     }
 

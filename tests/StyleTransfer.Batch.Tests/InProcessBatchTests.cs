@@ -94,10 +94,43 @@ public class InProcessBatchTests
         Assert.Empty(Directory.EnumerateFiles(outDir, "*.tmp"));
     }
 
+    [Fact]
+    public void A_job_file_lists_renders_with_options_of_their_own()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir.File("in"));
+        Images.Content(dir.File("in", "a.png"), 0);
+        Images.Style(dir.File("in", "s.png"), 0);
+        Images.Style(dir.File("in", "t.png"), 1);
+        File.WriteAllText(dir.File("jobs.json"), """
+            {"renders": [
+              {"content": "in/a.png", "style": "in/s.png", "options": {"size": 64}},
+              {"content": "in/a.png", "style": "in/t.png", "options": {"style-weight": 1e6, "size": "48"}}
+            ]}
+            """);
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        string[] recipe = ["--network", "resnet18", "-n", "3", "--scales", "1", "--threads", "1"];
+        int code = CliApp.Run(["batch", "--jobs", dir.File("jobs.json"), "-o", dir.File("out"), "--timeout", "120", .. recipe], stdout, stderr);
+        Assert.True(code == CliApp.ExitOk, $"exit {code}: {stdout}{stderr}");
+        Assert.Contains("batch: 2 render(s) (2 from jobs.json) in this process on cpu", stdout.ToString(), StringComparison.Ordinal);
+        BatchManifest manifest = BatchManifest.Load(dir.File("out"));
+        Assert.Equal(["a__s__size-64.png", "a__t__style-weight-1e6__size-48.png"], manifest.Renders.Select(e => e.Output));
+        Assert.Equal([64, 48], manifest.Renders.Select(e => e.Settings.Size));
+        Assert.Equal([1e8, 1e6], manifest.Renders.Select(e => e.Settings.StyleWeight));
+        using var img = SixLabors.ImageSharp.Image.Load(dir.File("out", "a__t__style-weight-1e6__size-48.png"));
+        Assert.Equal((48, 36), (img.Width, img.Height)); // the 64×48 content at a long edge of 48
+
+        File.WriteAllText(dir.File("bad.json"), """{"renders": [{"content": "in/a.png"}]}""");
+        code = CliApp.Run(["batch", "--jobs", dir.File("bad.json"), "-o", dir.File("out2"), .. recipe], stdout, stderr = new StringWriter());
+        Assert.Equal(CliApp.ExitBadInput, code);
+        Assert.Equal($"error: job file '{dir.File("bad.json")}': renders[0]: \"style\" must be a path{Environment.NewLine}", stderr.ToString());
+    }
+
     [Theory]
     [InlineData(new[] { "--sweep", "bogus=1,2" }, "error: --sweep: 'bogus' is not an image option (e.g. style-weight, content-weight, size, iterations, scales, seed)")]
     [InlineData(new[] { "--sweep", "size=64,80", "--size", "64" }, "error: --sweep size and --size cannot be given together")]
-    [InlineData(new[] { "--sweep", "size=64,abc" }, "error: --sweep size=abc: --size: 'abc' is not an integer (see 'stylize batch --help')")]
+    [InlineData(new[] { "--sweep", "size=64,abc" }, "error: size=abc: --size: 'abc' is not an integer (see 'stylize batch --help')")]
     public void Bad_batches_are_refused_with_one_line_before_any_work(string[] extra, string message)
     {
         using var dir = new TempDir();

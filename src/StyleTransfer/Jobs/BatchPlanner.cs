@@ -3,6 +3,9 @@ using System.Text.Json;
 
 namespace StyleTransfer.Jobs;
 
+/// <summary>A content and a style image to render together, with option values of their own (name without dashes → value as typed).</summary>
+public sealed record RenderPair(RenderInput Content, RenderInput Style, IReadOnlyList<KeyValuePair<string, string>> Options);
+
 /// <summary>One swept option: its name (without dashes, e.g. "style-weight") and the values to try, as typed.</summary>
 public sealed record SweepAxis(string Name, IReadOnlyList<string> Values)
 {
@@ -37,13 +40,31 @@ public static class BatchPlanner
     /// <summary>More renders than this in one batch is refused (a typo in a glob should not queue a million).</summary>
     public const int MaxRenders = 100_000;
 
+    /// <summary>Every content with every style, once per combination of the sweeps.</summary>
     public static IReadOnlyList<RenderSpec> Plan(
         IReadOnlyList<RenderInput> contents,
         IReadOnlyList<RenderInput> styles,
         IReadOnlyList<SweepAxis> sweeps,
         Func<IReadOnlyList<KeyValuePair<string, string>>, StyleTransferOptions> options)
     {
-        long count = (long)contents.Count * styles.Count * sweeps.Aggregate(1L, (n, s) => n * s.Values.Count);
+        if ((long)contents.Count * styles.Count > MaxRenders)
+        {
+            throw new StyleTransferException($"the batch has {(long)contents.Count * styles.Count} renders, more than {MaxRenders}");
+        }
+
+        return Plan([.. contents.SelectMany(c => styles.Select(s => new RenderPair(c, s, [])))], sweeps, options);
+    }
+
+    /// <summary>
+    /// The given pairs (each with its own option values, e.g. from a job file), once per combination
+    /// of the sweeps. <paramref name="options"/> gets a pair's values followed by the combination's.
+    /// </summary>
+    public static IReadOnlyList<RenderSpec> Plan(
+        IReadOnlyList<RenderPair> pairs,
+        IReadOnlyList<SweepAxis> sweeps,
+        Func<IReadOnlyList<KeyValuePair<string, string>>, StyleTransferOptions> options)
+    {
+        long count = pairs.Count * sweeps.Aggregate(1L, (n, s) => n * s.Values.Count);
         if (count == 0)
         {
             throw new StyleTransferException("the batch has no renders (no content or no style images)");
@@ -62,33 +83,37 @@ public static class BatchPlanner
 
         var specs = new List<RenderSpec>();
         var names = new Dictionary<string, RenderSpec>(StringComparer.Ordinal);
+        var built = new Dictionary<string, StyleTransferOptions>(StringComparer.Ordinal);
         foreach (IReadOnlyList<KeyValuePair<string, string>> combo in combos)
         {
-            StyleTransferOptions o = options(combo);
-            foreach (RenderInput content in contents)
+            foreach ((RenderInput content, RenderInput style, IReadOnlyList<KeyValuePair<string, string>> own) in pairs)
             {
-                foreach (RenderInput style in styles)
+                IReadOnlyList<KeyValuePair<string, string>> settings = [.. own, .. combo];
+                string key = string.Join("\n", settings.Select(p => $"{p.Key}={p.Value}"));
+                if (!built.TryGetValue(key, out StyleTransferOptions? o))
                 {
-                    StyleTransferOptions withSeed = o.Seed is null ? o with { Seed = DeriveSeed(content, style, o) } : o;
-                    string output = OutputName(content, style, combo);
-                    var spec = new RenderSpec
-                    {
-                        Id = RenderId(content, style, withSeed),
-                        Content = content,
-                        Style = style,
-                        Options = withSeed,
-                        Sweep = combo,
-                        Output = output,
-                    };
-                    if (names.TryGetValue(output, out RenderSpec? other))
-                    {
-                        throw new StyleTransferException(
-                            $"two renders would both be named '{output}' ({other.Content.Name} × {other.Style.Name} and {content.Name} × {style.Name}): give the inputs distinct file names");
-                    }
-
-                    names[output] = spec;
-                    specs.Add(spec);
+                    built[key] = o = options(settings);
                 }
+
+                StyleTransferOptions withSeed = o.Seed is null ? o with { Seed = DeriveSeed(content, style, o) } : o;
+                string output = OutputName(content, style, settings);
+                var spec = new RenderSpec
+                {
+                    Id = RenderId(content, style, withSeed),
+                    Content = content,
+                    Style = style,
+                    Options = withSeed,
+                    Sweep = settings,
+                    Output = output,
+                };
+                if (names.TryGetValue(output, out RenderSpec? other))
+                {
+                    throw new StyleTransferException(
+                        $"two renders would both be named '{output}' ({other.Content.Name} × {other.Style.Name} and {content.Name} × {style.Name}): give the inputs distinct file names");
+                }
+
+                names[output] = spec;
+                specs.Add(spec);
             }
         }
 
