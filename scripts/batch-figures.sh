@@ -30,17 +30,23 @@ url="postgres://postgres@127.0.0.1:$port/postgres"
 recipe=(--network resnet18 --size "$size" -n "$iters" --scales 1 --threads 1)
 echo "# $(date -u +%FT%TZ) $(nproc) cores; load at start $(cut -d' ' -f1-3 /proc/loadavg); 16 renders of ${size} px, $iters L-BFGS iterations, resnet18, --threads 1"
 
+cpu_of() { # pid: user+system seconds so far (from /proc/PID/stat)
+  awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"
+}
+
 report() { # name workers outdir
   python3 - "$1" "$2" "$3" <<'PY'
 import json, sys
 name, workers, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 m = json.load(open(out + "/manifest.json"))["renders"]
 wall = float(open(out + "/wall").read())
+cpu = sum(float(x) for x in open(out + "/cpu").read().split())
 n = len(m); opt = sum(r["optimize_seconds"] for r in m); work = sum(r["seconds"] for r in m)
 by = {}
 for r in m: by[r["worker"]] = by.get(r["worker"], 0) + 1
 print(f"{name:12s} workers {workers}  wall {wall:6.1f} s  per render {wall*workers/n:5.2f} worker-s: optimising {opt/n:5.2f} s, "
-      f"rest of the render {(work-opt)/n:5.2f} s, between renders {(wall*workers-work)/n:5.2f} s  (not optimising: {(wall*workers-opt)/n:5.2f} s)  by {by}")
+      f"rest of the render {(work-opt)/n:5.2f} s, between renders {(wall*workers-work)/n:5.2f} s  (not optimising: {(wall*workers-opt)/n:5.2f} s); "
+      f"CPU {cpu/n:5.2f} s per render (all processes)  by {by}")
 PY
 }
 
@@ -49,8 +55,9 @@ for round in $(seq 1 "$rounds"); do
     out="$tmp/out-$mode-$round"
     if [ "$mode" = inprocess ]; then
       start=$(date +%s.%N)
-      $S batch --contents "$contents" --styles "$styles" -o "$out" "${recipe[@]}" --timeout 1800 > "$tmp/sub.log"
+      /usr/bin/time -f "%U %S" -o "$tmp/sub.time" $S batch --contents "$contents" --styles "$styles" -o "$out" "${recipe[@]}" --timeout 1800 > "$tmp/sub.log"
       echo "$(date +%s.%N) - $start" | bc > "$out/wall"
+      cp "$tmp/sub.time" "$out/cpu"
       report in-process 1 "$out"
       continue
     fi
@@ -61,9 +68,12 @@ for round in $(seq 1 "$rounds"); do
     for w in $(seq 1 "$mode"); do
       for _ in $(seq 1 600); do grep -q "joined" "$tmp/w$w.log" && break; sleep 0.1; done
     done
+    before=0; for p in "${pids[@]}"; do before=$(echo "$before + $(cpu_of "$p")" | bc); done   # worker start-up, before the batch
     start=$(date +%s.%N)
-    $S batch --cluster "$url" --contents "$contents" --styles "$styles" -o "$out" "${recipe[@]}" --timeout 1800 > "$tmp/sub.log"
+    /usr/bin/time -f "%U %S" -o "$tmp/sub.time" $S batch --cluster "$url" --contents "$contents" --styles "$styles" -o "$out" "${recipe[@]}" --timeout 1800 > "$tmp/sub.log"
     echo "$(date +%s.%N) - $start" | bc > "$out/wall"
+    after=0; for p in "${pids[@]}"; do after=$(echo "$after + $(cpu_of "$p")" | bc); done
+    { cat "$tmp/sub.time"; echo "$after - $before" | bc; } > "$out/cpu"
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     pids=()

@@ -87,6 +87,7 @@ public static class BatchRunner
         ISchedulerGrain scheduler = grains.GetGrain<ISchedulerGrain>(BatchHosting.SchedulerKey);
         await scheduler.Submit(batchId, [.. todo.Select(s => s.ToJson())], request.Lease.TotalSeconds);
         var pending = todo.ToDictionary(s => s.Id);
+        var outputs = new HashSet<string>(StringComparer.Ordinal);
         DateTime? deadline = request.Timeout is { } t ? DateTime.UtcNow + t : null;
         try
         {
@@ -121,6 +122,7 @@ public static class BatchRunner
                     if (result.Status == RenderStatus.Done)
                     {
                         await WriteOutput(grains, request.OutDir, spec, result);
+                        outputs.Add(result.OutputSha256!);
                     }
 
                     ManifestEntry entry = (manifest.Find(spec.Id) ?? ManifestEntry.Pending(spec)).With(result);
@@ -146,6 +148,18 @@ public static class BatchRunner
             catch (Exception e) when (e is not OutOfMemoryException)
             {
             }
+
+            // The outputs written leave the store (at the end: two renders may have made the same bytes).
+            foreach (string sha in outputs)
+            {
+                try
+                {
+                    await grains.GetGrain<IBlobGrain>(sha).Delete().WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                }
+            }
         }
 
         return Summary(request, manifest, skipped, wall);
@@ -162,7 +176,6 @@ public static class BatchRunner
         }
 
         AtomicFile.Write(Path.Combine(outDir, spec.Output), s => s.Write(data));
-        await blob.Delete();
     }
 
     private static BatchSummary Summary(BatchRequest request, BatchManifest manifest, int skipped, Stopwatch wall)

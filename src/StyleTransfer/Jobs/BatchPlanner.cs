@@ -99,7 +99,7 @@ public static class BatchPlanner
                 string output = OutputName(content, style, settings);
                 var spec = new RenderSpec
                 {
-                    Id = RenderId(content, style, withSeed),
+                    Id = RenderId(content, style, withSeed, output),
                     Content = content,
                     Style = style,
                     Options = withSeed,
@@ -152,10 +152,14 @@ public static class BatchPlanner
         return (long)(BitConverter.ToUInt64(hash, 0) & 0xFFFF_FFFF_FFFFUL);
     }
 
-    /// <summary>The render's identity: a hash of the input hashes and every setting, the seed included (not the device or threads, which do not choose the result).</summary>
-    private static string RenderId(RenderInput content, RenderInput style, StyleTransferOptions o)
+    /// <summary>
+    /// The render's identity: a hash of the input hashes, every setting (the seed included; not the
+    /// device or threads, which do not choose the result) and the output name (two copies of one
+    /// image under two names are two renders).
+    /// </summary>
+    private static string RenderId(RenderInput content, RenderInput style, StyleTransferOptions o, string output)
     {
-        string key = $"render\n{content.Sha256}\n{style.Sha256}\n{JsonSerializer.Serialize(o with { Device = "", Threads = null }, JobJson.Options)}";
+        string key = $"render\n{content.Sha256}\n{style.Sha256}\n{output}\n{JsonSerializer.Serialize(o with { Device = "", Threads = null }, JobJson.Options)}";
         return JobJson.Sha256(key)[..20];
     }
 }
