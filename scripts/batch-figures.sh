@@ -7,6 +7,9 @@
 # loopback port, stopped at exit whatever happens). Prints, per run, the batch's wall time and how
 # the time splits: optimising vs everything else (start-up, model load, inputs, encoding, scheduling).
 #   scripts/batch-figures.sh CONTENT_DIR STYLE_DIR [SIZE] [ITERATIONS] [ROUNDS]
+# MODES="inprocess 1 2" chooses the runs. With the kernel's autogroup scheduling (Debian's default)
+# every session gets one share of a busy machine, so workers started from one shell share one;
+# SESSIONS=1 starts each worker in a session of its own (setsid), as if on a machine of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 contents=$(realpath "$1"); styles=$(realpath "$2"); size=${3:-64}; iters=${4:-10}; rounds=${5:-1}
@@ -51,7 +54,7 @@ PY
 }
 
 for round in $(seq 1 "$rounds"); do
-  for mode in inprocess 1 2; do
+  for mode in ${MODES:-inprocess 1 2}; do
     out="$tmp/out-$mode-$round"
     if [ "$mode" = inprocess ]; then
       start=$(date +%s.%N)
@@ -63,7 +66,11 @@ for round in $(seq 1 "$rounds"); do
     fi
     pids=()
     for w in $(seq 1 "$mode"); do
-      $S worker --cluster "$url" --name "w$w" --threads 1 > "$tmp/w$w.log" 2>&1 & pids+=($!)
+      if [ "${SESSIONS:-0}" = 1 ]; then
+        setsid $S worker --cluster "$url" --name "w$w" --threads 1 > "$tmp/w$w.log" 2>&1 & pids+=($!)
+      else
+        $S worker --cluster "$url" --name "w$w" --threads 1 > "$tmp/w$w.log" 2>&1 & pids+=($!)
+      fi
     done
     for w in $(seq 1 "$mode"); do
       for _ in $(seq 1 600); do grep -q "joined" "$tmp/w$w.log" && break; sleep 0.1; done
