@@ -53,6 +53,16 @@ public static class CliApp
             return Guarded(stderr, () => cli.Metrics.Run(parsed, stdout));
         }
 
+        if (parsed.CommandResult.Command == cli.Batch.Command && !IsHelp(parsed))
+        {
+            return Guarded(stderr, () => cli.Batch.Run(parsed, args, cli.Root, stdout, interactive, cancellation));
+        }
+
+        if (parsed.CommandResult.Command == cli.Batch.Worker && !IsHelp(parsed))
+        {
+            return Guarded(stderr, () => cli.Batch.RunWorker(parsed, stdout, cancellation));
+        }
+
         if (cli.Experiments.Find(parsed.CommandResult.Command) is { } experiment && !IsHelp(parsed))
         {
             return Guarded(stderr, () => experiment(parsed, stdout, interactive, cancellation));
@@ -267,6 +277,8 @@ public static class CliApp
             Root.Add(Metrics.Command);
             Models.Add(ModelsDownload.Command);
             Models.SetAction(_ => ExitOk); // `stylize models` stands on its own: dispatched by CliApp.Run
+            Root.Add(Batch.Command);
+            Root.Add(Batch.Worker);
 
             Options.AddTo(Root);
             Styles.AddTo(Root);
@@ -289,6 +301,8 @@ public static class CliApp
         public ExperimentCommands Experiments { get; } = new();
 
         public MetricsCommand Metrics { get; } = new();
+
+        public BatchCommand Batch { get; } = new();
 
         public RunOutputOptions Outputs { get; } = new();
 
