@@ -224,7 +224,8 @@ public static class Stylizer
         CancellationToken cancellation = default,
         Action<int, Tensor>? snapshot = null,
         Action<Checkpoint>? checkpoint = null,
-        Checkpoint? resume = null)
+        Checkpoint? resume = null,
+        RunHooks? hooks = null)
     {
         CheckLayers(network, options);
         options.Validate(styles.Count);
@@ -278,7 +279,7 @@ public static class Stylizer
                 bool resuming = resume != null && k == first;
                 Tensor? start = resuming
                     ? (resume!.Image.shape[2] == h && resume.Image.shape[3] == w ? resume.Image : throw new StyleTransferException($"--resume: the checkpoint's image is {resume.Image.shape[3]}×{resume.Image.shape[2]}, scale {k + 1} is {w}×{h}"))
-                    : previous is null ? null : F.interpolate(previous, size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
+                    : (previous ?? hooks?.Start) is not { } from ? null : F.interpolate(from, size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
                 var stage = new Stage(
                     k,
                     scales,
@@ -296,7 +297,7 @@ public static class Stylizer
                 {
                     RanBefore = history.Count > 0,
                 };
-                StylizeResult r = Optimize(targets, network, options, (h, w), ck, sk, progress, cancellation, snap, stage, keepRaw: true, masks);
+                StylizeResult r = Optimize(targets, network, options, (h, w), ck, sk, progress, cancellation, snap, stage, keepRaw: true, masks, last ? hooks?.PixelLoss : null);
                 history.AddRange(r.History);
                 previous?.Dispose();
                 previous = r.Image.DetachFromDisposeScope();
@@ -390,7 +391,8 @@ public static class Stylizer
         Action<int, Tensor>? snapshot,
         Stage stage,
         bool keepRaw,
-        IReadOnlyList<Tensor?>? masks = null)
+        IReadOnlyList<Tensor?>? masks = null,
+        Func<Tensor, Tensor>? pixelLoss = null)
     {
         Device device = network.Device;
         long seed = stage.Seed;
@@ -489,6 +491,8 @@ public static class Stylizer
                         // In the total only; the report's tv is the plain term.
                         loss = loss + (TotalVariation.ComputeChroma(x) * (options.TvChromaWeight * pixelScale));
                     }
+
+                    loss = pixelLoss is null ? loss : loss + pixelLoss(x);
 
                     loss.backward();
 
