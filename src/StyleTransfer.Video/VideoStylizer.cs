@@ -110,7 +110,7 @@ public static class VideoStylizer
         bool existing = Directory.Exists(frames);
         AtomicFile.CheckPath(existing ? Path.Combine(frames, FrameName(1, count)) : frames, existing ? "frames" : "output");
         List<(string What, string Path)> inputs = [("input", input), .. stylePaths.Select(s => ("style image", s)), .. (options.StyleMasks ?? []).Select(m => ("mask", m.Path))];
-        OutputPaths.CheckDistinct([("-o", output), ("the frames folder", frames)], inputs);
+        OutputPaths.CheckDistinct(videoOut ? [("-o", output), ("the frames folder", frames)] : [("-o", output)], inputs);
 
         string fingerprint = Fingerprint(input, stylePaths, options, settings, width, height, count);
         long seed = options.Seed ?? Random.Shared.NextInt64(0, int.MaxValue);
@@ -135,8 +135,15 @@ public static class VideoStylizer
             }
 
             using IFeatureNetwork network = NetworkFactory.Create(options, device);
-            if (!existing)
+
+            // The frames folder appears with the first finished frame, so a run that fails before it leaves nothing.
+            void CreateFolder()
             {
+                if (existing)
+                {
+                    return;
+                }
+
                 try
                 {
                     Directory.CreateDirectory(frames);
@@ -147,6 +154,7 @@ public static class VideoStylizer
                 }
 
                 AtomicFile.Write(Path.Combine(frames, StateFile), s => JsonSerializer.Serialize(s, new State(fingerprint, seed)));
+                existing = true;
             }
 
             int first = 1;
@@ -195,7 +203,7 @@ public static class VideoStylizer
                     }
 
                     var clock = Stopwatch.StartNew();
-                    FrameReport? report = StylizeFrame(t, count, cur, prevContent, prevOut, styles, masks, network, options, settings, frames, progress, cancellation, out Tensor? written);
+                    FrameReport? report = StylizeFrame(t, count, cur, prevContent, prevOut, styles, masks, network, options, settings, frames, CreateFolder, progress, cancellation, out Tensor? written);
                     if (report is null)
                     {
                         cur.Dispose();
@@ -254,6 +262,7 @@ public static class VideoStylizer
         StyleTransferOptions options,
         VideoSettings settings,
         string frames,
+        Action beforeWrite,
         IProgress<IterationReport>? progress,
         CancellationToken cancellation,
         out Tensor? written)
@@ -296,6 +305,7 @@ public static class VideoStylizer
         }
 
         Tensor image = FrameTensor.Quantize(result.Image);
+        beforeWrite();
         ImageIO.Save(image, Path.Combine(frames, FrameName(t, count)));
         double? warpingError = settings.Report && prevOut is not null ? WarpingError.Compute(image, prevOut, backward!, reliable!) : null;
         double? styleLoss = settings.Report ? Stylizer.MeasureStyleLoss(network, image, styles[0], options) : null;
