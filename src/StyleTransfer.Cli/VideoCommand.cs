@@ -61,9 +61,10 @@ internal sealed class VideoCommand
         string version = TorchRuntime.EnsureLoaded();
         stdout.WriteLine($"stylize video: {settings.Method.ToString().ToLowerInvariant()}, {options.Network} ({NetworkFactory.Describe(options)}), libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s)");
         using var stop = new StopSignals(cancellation);
+        var later = new List<double>();
         VideoResult result = interactive
             ? WithProgressBar(input, stylePaths, output, options, settings, stdout, stop.Token)
-            : VideoStylizer.Run(input, stylePaths, output, options, settings, null, r => stdout.WriteLine(FrameLine(r)), stop.Token, stdout.WriteLine);
+            : VideoStylizer.Run(input, stylePaths, output, options, settings, null, r => stdout.WriteLine(FrameLine(r) + Eta(r, later)), stop.Token, stdout.WriteLine);
 
         if (settings.Report)
         {
@@ -102,6 +103,17 @@ internal sealed class VideoCommand
                 }, token, line => AnsiConsole.MarkupLine(Markup.Escape(line)));
             });
         return result!;
+    }
+
+    /// <summary>"; eta 00:01:40": the frames left × the mean time of the later frames done so far (the first frame runs the image options and is slower).</summary>
+    private static string Eta(FrameReport r, List<double> later)
+    {
+        if (r.Frame > 1)
+        {
+            later.Add(r.Seconds);
+        }
+
+        return later.Count == 0 || r.Frame == r.Frames ? "" : $"; eta {TimeSpan.FromSeconds(later.Average() * (r.Frames - r.Frame)):hh\\:mm\\:ss}";
     }
 
     private static string FrameLine(FrameReport r)

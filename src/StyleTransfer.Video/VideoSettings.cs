@@ -14,7 +14,7 @@ public enum VideoMethod
 public sealed record VideoSettings
 {
     /// <summary>Default of <see cref="TemporalWeight"/> (chosen by measurement, docs/video.md).</summary>
-    public const double DefaultTemporalWeight = 2e3;
+    public const double DefaultTemporalWeight = 1e6;
 
     /// <summary>Default of <see cref="FrameIterations"/> (chosen by measurement, docs/video.md).</summary>
     public const int DefaultFrameIterations = 50;
