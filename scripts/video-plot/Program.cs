@@ -32,7 +32,7 @@ foreach (string spec in args[1..])
 
 plot.Title("Temporal warping error per frame (lower: less flicker)");
 plot.XLabel("frame (error against the previous frame)");
-plot.YLabel("mean squared difference, reliable pixels");
+plot.YLabel("warping error (MSE)");
 plot.ShowLegend(ScottPlot.Edge.Top);
 plot.SavePng(args[0], 800, 400);
 return 0;
