@@ -17,11 +17,11 @@ internal sealed class VideoCommand
     public readonly Argument<string> Input = new("IN") { Description = "Video file (mp4, mov, webm, gif, ...) or a folder of numbered frames (PNG/JPEG)" };
     public readonly Argument<string[]> Style = new("STYLE") { Description = "Style image(s)", Arity = ArgumentArity.OneOrMore };
     public readonly Option<string> Output = new("--output", "-o") { Description = "Output video (.mp4 H.264, .webm, .gif; frames kept in OUT.frames/) or a folder of PNG frames", Required = true };
-    public readonly Option<string> Method = new Option<string>("--method") { Description = "temporal (Ruder et al.: warped previous result and temporal loss) or independent (each frame as an image) (default temporal)", DefaultValueFactory = _ => "temporal" }.AcceptOnlyFromAmong("temporal", "independent");
-    public readonly Option<double> TemporalWeight = new("--temporal-weight") { Description = $"λ_t, weight of the temporal loss (default {VideoSettings.DefaultTemporalWeight.ToString(CultureInfo.InvariantCulture)})", DefaultValueFactory = _ => VideoSettings.DefaultTemporalWeight };
-    public readonly Option<int> FrameIterations = new("--frame-iterations") { Description = $"Iterations for every frame after the first, which runs the image options (default {VideoSettings.DefaultFrameIterations})", DefaultValueFactory = _ => VideoSettings.DefaultFrameIterations };
+    public readonly Option<string> Method = new Option<string>("--method") { Description = "temporal (Ruder et al.: warped previous result and temporal loss) or independent (each frame as an image)", DefaultValueFactory = _ => "temporal" }.AcceptOnlyFromAmong("temporal", "independent");
+    public readonly Option<double> TemporalWeight = new("--temporal-weight") { Description = "λ_t, weight of the temporal loss", DefaultValueFactory = _ => VideoSettings.DefaultTemporalWeight };
+    public readonly Option<int> FrameIterations = new("--frame-iterations") { Description = "Iterations for every frame after the first, which runs the image options", DefaultValueFactory = _ => VideoSettings.DefaultFrameIterations };
     public readonly Option<int?> Frames = new("--frames") { Description = "Stylise only the first N frames" };
-    public readonly Option<double> Fps = new("--fps") { Description = $"Frame rate of a video made from a folder of frames (default {VideoSettings.DefaultFolderFrameRate.ToString(CultureInfo.InvariantCulture)}; a video input keeps its own)", DefaultValueFactory = _ => VideoSettings.DefaultFolderFrameRate };
+    public readonly Option<double> Fps = new("--fps") { Description = "Frame rate of a video made from a folder of frames (a video input keeps its own)", DefaultValueFactory = _ => VideoSettings.DefaultFolderFrameRate };
     public readonly Option<bool> Report = new("--report") { Description = "Print each frame's temporal warping error (flicker) and style loss, and their means" };
 
     private readonly OptionSet set = new();
