@@ -63,6 +63,11 @@ public static class CliApp
             return Guarded(stderr, () => cli.Batch.RunWorker(parsed, stdout, cancellation));
         }
 
+        if (parsed.CommandResult.Command == cli.Video.Command && !IsHelp(parsed))
+        {
+            return Guarded(stderr, () => cli.Video.Run(parsed, stdout, interactive, cancellation));
+        }
+
         if (cli.Experiments.Find(parsed.CommandResult.Command) is { } experiment && !IsHelp(parsed))
         {
             return Guarded(stderr, () => experiment(parsed, stdout, interactive, cancellation));
@@ -279,6 +284,7 @@ public static class CliApp
             Models.SetAction(_ => ExitOk); // `stylize models` stands on its own: dispatched by CliApp.Run
             Root.Add(Batch.Command);
             Root.Add(Batch.Worker);
+            Root.Add(Video.Command);
 
             Options.AddTo(Root);
             Styles.AddTo(Root);
@@ -303,6 +309,8 @@ public static class CliApp
         public MetricsCommand Metrics { get; } = new();
 
         public BatchCommand Batch { get; } = new();
+
+        public VideoCommand Video { get; } = new();
 
         public RunOutputOptions Outputs { get; } = new();
 

@@ -98,7 +98,7 @@ public sealed class StyleTransferEngine : IDisposable
     /// <summary>
     /// The lower-level form, for callers that hold a network and tensors (a video or tile pipeline):
     /// stylises <paramref name="content"/> ([1,3,H,W], RGB in [0,1]) with <paramref name="styles"/>
-    /// (each [1,3,h,w]; masks as in <see cref="Stylizer.Run(Tensor, IReadOnlyList{Tensor}, IFeatureNetwork, StyleTransferOptions, IReadOnlyList{Tensor?}?, IProgress{IterationReport}?, CancellationToken, Action{int, Tensor}?, Action{Checkpoint}?, Checkpoint?)"/>)
+    /// (each [1,3,h,w]; masks as in <see cref="Stylizer.Run(Tensor, IReadOnlyList{Tensor}, IFeatureNetwork, StyleTransferOptions, IReadOnlyList{Tensor?}?, IProgress{IterationReport}?, CancellationToken, Action{int, Tensor}?, Action{Checkpoint}?, Checkpoint?, RunHooks?)"/>)
     /// on the calling thread, on <paramref name="network"/>'s device. The output has the content's
     /// size. Unlike <see cref="StylizeAsync(ImageInput, IReadOnlyList{ImageInput}, StyleTransferOptions?, IProgress{StyleTransferProgress}?, CancellationToken)"/>,
     /// a cancelled run returns the image so far (<see cref="StyleTransferReport.Cancelled"/>).

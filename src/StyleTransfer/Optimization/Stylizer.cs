@@ -225,7 +225,8 @@ internal static class Stylizer
         CancellationToken cancellation = default,
         Action<int, Tensor>? snapshot = null,
         Action<Checkpoint>? checkpoint = null,
-        Checkpoint? resume = null)
+        Checkpoint? resume = null,
+        RunHooks? hooks = null)
     {
         CheckLayers(network, options);
         options.Validate(styles.Count);
@@ -286,7 +287,7 @@ internal static class Stylizer
                 bool resuming = resume != null && k == first;
                 Tensor? start = resuming
                     ? (resume!.Image.shape[2] == h && resume.Image.shape[3] == w ? resume.Image : throw StyleTransferException.Named($"{Opt.Resume}: the checkpoint's image is {resume.Image.shape[3]}×{resume.Image.shape[2]}, scale {k + 1} is {w}×{h}"))
-                    : previous is null ? null : F.interpolate(previous, size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
+                    : (previous ?? hooks?.Start) is not { } from ? null : F.interpolate(from, size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
                 var stage = new Stage(
                     k,
                     scales,
@@ -306,7 +307,7 @@ internal static class Stylizer
                     SavedOptions = options,
                     Plan = plan,
                 };
-                StylizeResult r = Optimize(targets, stageNetwork, stageOptions, (h, w), ck, sk, progress, cancellation, snap, stage, keepRaw: true, masks);
+                StylizeResult r = Optimize(targets, stageNetwork, stageOptions, (h, w), ck, sk, progress, cancellation, snap, stage, keepRaw: true, masks, last ? hooks?.PixelLoss : null);
                 history.AddRange(r.History);
                 previous?.Dispose();
                 previous = r.Image.DetachFromDisposeScope();
@@ -400,7 +401,8 @@ internal static class Stylizer
         Action<int, Tensor>? snapshot,
         Stage stage,
         bool keepRaw,
-        IReadOnlyList<Tensor?>? masks = null)
+        IReadOnlyList<Tensor?>? masks = null,
+        Func<Tensor, Tensor>? pixelLoss = null)
     {
         Device device = network.Device;
         long seed = stage.Seed;
@@ -477,6 +479,14 @@ internal static class Stylizer
                     if (tiled != null)
                     {
                         (total, c, s, tv) = tiled.Evaluate(x);
+                        if (pixelLoss is not null)
+                        {
+                            // The hook's pixel-space term (video's temporal loss), on the whole image: its gradient adds to the tiles'.
+                            Tensor extra = pixelLoss(x);
+                            extra.backward();
+                            total += extra.ToDouble();
+                        }
+
                         recent[evaluations % recent.Length] = (evaluations, total, c, s, tv);
                         return total;
                     }
@@ -507,6 +517,8 @@ internal static class Stylizer
                         // In the total only; the report's tv is the plain term.
                         loss = loss + (TotalVariation.ComputeChroma(x) * (options.TvChromaWeight * pixelScale));
                     }
+
+                    loss = pixelLoss is null ? loss : loss + pixelLoss(x);
 
                     loss.backward();
 

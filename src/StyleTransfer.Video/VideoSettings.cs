@@ -1,0 +1,70 @@
+namespace StyleTransfer.Video;
+
+/// <summary>How the frames of a video are stylised.</summary>
+public enum VideoMethod
+{
+    /// <summary>Ruder et al.: frame t starts from frame t−1's result warped along the flow and is held to it by the temporal loss.</summary>
+    Temporal,
+
+    /// <summary>Each frame stylised as an image, independently (flickers; the baseline).</summary>
+    Independent,
+}
+
+/// <summary>The video settings on top of the per-frame <see cref="StyleTransferOptions"/>; the defaults live here.</summary>
+public sealed record VideoSettings
+{
+    /// <summary>Default of <see cref="TemporalWeight"/> (chosen by measurement, docs/video.md).</summary>
+    public const double DefaultTemporalWeight = 1e6;
+
+    /// <summary>Default of <see cref="FrameIterations"/> (chosen by measurement, docs/video.md).</summary>
+    public const int DefaultFrameIterations = 50;
+
+    /// <summary>Frame rate given to a folder of frames.</summary>
+    public const double DefaultFolderFrameRate = 25;
+
+    public VideoMethod Method { get; init; } = VideoMethod.Temporal;
+
+    /// <summary>λ_t, the weight of the temporal loss (mean over pixels of c·(x − warped)², pixels in [0,1]).</summary>
+    public double TemporalWeight { get; init; } = DefaultTemporalWeight;
+
+    /// <summary>L-BFGS iterations for every frame after the first (single scale, from the warped previous result); the first frame runs the image options.</summary>
+    public int FrameIterations { get; init; } = DefaultFrameIterations;
+
+    /// <summary>Stylise at most this many frames from the start (null: all).</summary>
+    public int? MaxFrames { get; init; }
+
+    /// <summary>The frame rate of a video made from a folder of frames.</summary>
+    public double FolderFrameRate { get; init; } = DefaultFolderFrameRate;
+
+    /// <summary>Measure each frame's warping error against the previous one and its style loss.</summary>
+    public bool Report { get; init; }
+
+    /// <summary>Where ffmpeg and ffprobe are looked for (null: $PATH).</summary>
+    public string? SearchPath { get; init; }
+
+    /// <summary>Checks the settings; a one-line error otherwise.</summary>
+    public VideoSettings Validate()
+    {
+        if (!double.IsFinite(TemporalWeight) || TemporalWeight < 0)
+        {
+            throw new StyleTransferException($"--temporal-weight must be a number of 0 or more, not {TemporalWeight}");
+        }
+
+        if (FrameIterations < 1)
+        {
+            throw new StyleTransferException($"--frame-iterations must be at least 1, not {FrameIterations}");
+        }
+
+        if (MaxFrames is int m && m < 1)
+        {
+            throw new StyleTransferException($"--frames must be at least 1, not {m}");
+        }
+
+        if (!double.IsFinite(FolderFrameRate) || FolderFrameRate <= 0 || FolderFrameRate > 1000)
+        {
+            throw new StyleTransferException($"--fps must be above 0 and at most 1000, not {FolderFrameRate}");
+        }
+
+        return this;
+    }
+}
