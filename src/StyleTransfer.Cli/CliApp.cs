@@ -48,6 +48,11 @@ public static class CliApp
             return Guarded(stderr, () => cli.Metrics.Run(parsed, stdout));
         }
 
+        if (parsed.CommandResult.Command == cli.Serve.Command && !IsHelp(parsed))
+        {
+            return Guarded(stderr, () => cli.Serve.Run(parsed, stdout, stderr, cancellation));
+        }
+
         if (cli.Experiments.Find(parsed.CommandResult.Command) is { } experiment && !IsHelp(parsed))
         {
             return Guarded(stderr, () => experiment(parsed, stdout, interactive, cancellation));
@@ -255,6 +260,7 @@ public static class CliApp
             }
 
             Root.Add(Metrics.Command);
+            Root.Add(Serve.Command);
 
             Options.AddTo(Root);
             Styles.AddTo(Root);
@@ -277,6 +283,8 @@ public static class CliApp
         public ExperimentCommands Experiments { get; } = new();
 
         public MetricsCommand Metrics { get; } = new();
+
+        public ServeCommand Serve { get; } = new();
 
         public RunOutputOptions Outputs { get; } = new();
 
