@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Threading.Channels;
 using StyleTransfer.Optimization;
@@ -270,6 +271,10 @@ public sealed class JobManager : IDisposable
         {
             previews.Writer.TryComplete();
             encoder.Wait();
+            while (previews.Reader.TryRead(out (int, Tensor Image) left))
+            {
+                left.Image.Dispose();
+            }
         }
 
         lock (gate)
@@ -309,8 +314,20 @@ public sealed class JobManager : IDisposable
         {
             while (reader.TryRead(out (int Iteration, Tensor Image) item))
             {
-                using Tensor image = item.Image;
-                string data = "data:image/jpeg;base64," + Convert.ToBase64String(StyleEngine.EncodeJpeg(image));
+                string data;
+                try
+                {
+                    data = "data:image/jpeg;base64," + Convert.ToBase64String(StyleEngine.EncodeJpeg(item.Image));
+                }
+                catch (Exception failure) when (failure is InvalidOperationException or ArgumentException or ExternalException)
+                {
+                    continue; // A preview is a courtesy: a failed one never stops the job.
+                }
+                finally
+                {
+                    item.Image.Dispose();
+                }
+
                 var e = new ServerEvent("preview", Serialize(new { iteration = item.Iteration, image = data }));
                 lock (gate)
                 {

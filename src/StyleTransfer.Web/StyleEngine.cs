@@ -93,7 +93,7 @@ public static class StyleEngine
             // The library's snapshot hook fires every SaveEvery iterations; no checkpoint callback, so nothing is written.
             StyleTransferOptions run = options with { SaveEvery = previewEvery };
             using StylizeResult result = Stylizer.Run(
-                content, styles, network, run, null, progress, cancellation, (i, image) => preview(i, image.detach().clone()));
+                content, styles, network, run, null, progress, cancellation, (i, image) => preview(i, Copy(image)));
             int width = (int)result.Image.shape[3], height = (int)result.Image.shape[2];
             if (result.Cancelled)
             {
@@ -107,6 +107,13 @@ public static class StyleEngine
         {
             loaded.ForEach(t => t.Dispose());
         }
+    }
+
+    /// <summary>A copy the caller owns: outside any dispose scope of the optimisation loop, which would free it at the end of the iteration.</summary>
+    private static Tensor Copy(Tensor image)
+    {
+        using Tensor detached = image.detach();
+        return detached.clone().DetachFromDisposeScope();
     }
 
     /// <summary>A [1,3,H,W] image tensor as JPEG bytes (for previews).</summary>

@@ -330,3 +330,21 @@ public sealed class WebApiTests : IDisposable
         Assert.Equal("cross-origin requests are refused", await ErrorOf(r));
     }
 }
+
+/// <summary>`stylize serve`'s own refusals, before anything listens.</summary>
+public sealed class ServeCommandTests
+{
+    [Theory]
+    [InlineData("error: --host 0.0.0.0 is not a loopback address: give --token SECRET as well (every request must then carry it)", "--host", "0.0.0.0")]
+    [InlineData("error: --port must be from 0 to 65535, not 70000", "--port", "70000")]
+    [InlineData("error: --max-upload-mb must be a number above 0, not 0", "--max-upload-mb", "0")]
+    [InlineData("error: --port: 'x' is not an integer (see 'stylize serve --help')", "--port", "x")]
+    public void Bad_settings_are_one_line_and_exit_2(string expected, string option, string value)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Assert.Equal(Cli.CliApp.ExitBadInput, Cli.CliApp.Run(["serve", option, value], stdout, stderr));
+        Assert.Equal(expected + "\n", stderr.ToString().Replace("\r\n", "\n", StringComparison.Ordinal));
+        Assert.Equal("", stdout.ToString());
+    }
+}
