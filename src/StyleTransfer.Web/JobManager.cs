@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -56,13 +57,29 @@ public sealed class JobManager : IDisposable
         }
     }
 
-    public void Submit(JobRecord job)
+    /// <summary>Queues the job unless its client has <see cref="WebSettings.MaxJobsPerClient"/> queued or running already (then false).</summary>
+    public bool TrySubmit(JobRecord job)
     {
         lock (gate)
         {
+            if (ActiveJobs(job.Client) >= settings.MaxJobsPerClient)
+            {
+                return false;
+            }
+
             store.Insert(job);
             queued.Add(job);
             Pump();
+            return true;
+        }
+    }
+
+    /// <summary>The newest <paramref name="limit"/> jobs, queued and running ones as they are now.</summary>
+    public List<JobRecord> List(int limit)
+    {
+        lock (gate)
+        {
+            return [.. store.List(limit: limit).Select(j => queued.FirstOrDefault(q => q.Id == j.Id) ?? running.Values.FirstOrDefault(r => r.Job.Id == j.Id)?.Job ?? j)];
         }
     }
 
@@ -178,6 +195,8 @@ public sealed class JobManager : IDisposable
             job.Finished,
             job.Device,
             job.Seed,
+            job.SecondsPerIteration,
+            job.HookSeconds,
             job.Fields.GroupBy(f => f.Key).ToDictionary(g => g.Key, g => g.Last().Value),
             new ImageView(job.Content.Name, u + "/content", job.Content.Width, job.Content.Height),
             [.. job.Styles.Select((st, i) => new ImageView(st.Name, $"{u}/style/{i + 1}", st.Width, st.Height))],
@@ -198,6 +217,17 @@ public sealed class JobManager : IDisposable
         foreach (Running r in left)
         {
             r.Thread.Join(TimeSpan.FromSeconds(30));
+        }
+
+        // Streams of jobs still queued end too, so that the server's shutdown does not wait on them.
+        lock (gate)
+        {
+            foreach (Channel<ServerEvent> c in listeners.Values.SelectMany(l => l))
+            {
+                c.Writer.TryComplete();
+            }
+
+            listeners.Clear();
         }
     }
 
@@ -252,10 +282,14 @@ public sealed class JobManager : IDisposable
                 new Progress(this, r),
                 (i, image) =>
                 {
-                    if (!previews.Writer.TryWrite((i, image)))
+                    long start = Stopwatch.GetTimestamp();
+                    Tensor copy = StyleEngine.Copy(image);
+                    if (!previews.Writer.TryWrite((i, copy)))
                     {
-                        image.Dispose();
+                        copy.Dispose();
                     }
+
+                    r.HookTicks += Stopwatch.GetTimestamp() - start;
                 },
                 r.Stop.Token);
         }
@@ -299,6 +333,8 @@ public sealed class JobManager : IDisposable
             {
                 job.Status = JobStatus.Done;
                 (job.Width, job.Height, job.Seed) = (outcome.Width, outcome.Height, outcome.Seed);
+                job.HookSeconds = (double)r.HookTicks / Stopwatch.Frequency;
+                job.SecondsPerIteration = outcome.Last is { } last ? last.Elapsed.TotalSeconds / last.Iteration : null;
             }
 
             store.Update(job);
@@ -376,12 +412,28 @@ public sealed class JobManager : IDisposable
         public Thread Thread { get; set; } = null!;
 
         public ServerEvent? LastPreview { get; set; }
+
+        /// <summary>Stopwatch ticks spent in the web app's hooks on the optimisation thread: progress events and preview copies.</summary>
+        public long HookTicks { get; set; }
     }
 
     /// <summary>Per iteration, on the optimisation thread: a few field writes and one event per listener.</summary>
     private sealed class Progress(JobManager owner, Running r) : IProgress<IterationReport>
     {
         public void Report(IterationReport value)
+        {
+            long start = Stopwatch.GetTimestamp();
+            try
+            {
+                Publish(value);
+            }
+            finally
+            {
+                r.HookTicks += Stopwatch.GetTimestamp() - start;
+            }
+        }
+
+        private void Publish(IterationReport value)
         {
             lock (owner.gate)
             {
@@ -419,6 +471,8 @@ public sealed record JobView(
     DateTimeOffset? Finished,
     string Device,
     long? Seed,
+    double? SecondsPerIteration,
+    double? HookSeconds,
     Dictionary<string, string> Settings,
     ImageView Content,
     List<ImageView> Styles,

@@ -62,6 +62,12 @@ public sealed class JobRecord
 
     public double? Seconds { get; set; }
 
+    /// <summary>Optimisation time per iteration (the last report's elapsed time over its iteration), as the CLI prints it.</summary>
+    public double? SecondsPerIteration { get; set; }
+
+    /// <summary>Time the optimisation thread spent in the web app's hooks (progress events, preview copies): the serving overhead.</summary>
+    public double? HookSeconds { get; set; }
+
     /// <summary>The total loss per iteration (for the loss curve).</summary>
     public List<double> Losses { get; set; } = [];
 }
@@ -96,7 +102,7 @@ public sealed class JobStore : IDisposable
               iteration INTEGER NOT NULL DEFAULT 0,
               iterations INTEGER NOT NULL DEFAULT 0,
               error TEXT, interrupted INTEGER NOT NULL DEFAULT 0,
-              seed INTEGER, width INTEGER, height INTEGER, seconds REAL,
+              seed INTEGER, width INTEGER, height INTEGER, seconds REAL, per_iteration REAL, hook_seconds REAL,
               losses TEXT NOT NULL DEFAULT '[]');
             """);
     }
@@ -134,10 +140,10 @@ public sealed class JobStore : IDisposable
         lock (gate)
         {
             using SqliteCommand c = Command(
-                "UPDATE jobs SET status=$status, started=$started, finished=$finished, iteration=$iteration, iterations=$iterations, error=$error, interrupted=$interrupted, seed=$seed, width=$width, height=$height, seconds=$seconds, losses=$losses WHERE id=$id",
+                "UPDATE jobs SET status=$status, started=$started, finished=$finished, iteration=$iteration, iterations=$iterations, error=$error, interrupted=$interrupted, seed=$seed, width=$width, height=$height, seconds=$seconds, per_iteration=$perIteration, hook_seconds=$hookSeconds, losses=$losses WHERE id=$id",
                 ("$id", job.Id), ("$status", job.Status), ("$started", Format(job.Started)), ("$finished", Format(job.Finished)),
                 ("$iteration", job.Iteration), ("$iterations", job.Iterations), ("$error", job.Error), ("$interrupted", job.Interrupted ? 1 : 0),
-                ("$seed", job.Seed), ("$width", job.Width), ("$height", job.Height), ("$seconds", job.Seconds),
+                ("$seed", job.Seed), ("$width", job.Width), ("$height", job.Height), ("$seconds", job.Seconds), ("$perIteration", job.SecondsPerIteration), ("$hookSeconds", job.HookSeconds),
                 ("$losses", JsonSerializer.Serialize(job.Losses)));
             c.ExecuteNonQuery();
         }
@@ -219,6 +225,8 @@ public sealed class JobStore : IDisposable
                     Width = Int("width"),
                     Height = Int("height"),
                     Seconds = Col("seconds") as double?,
+                    SecondsPerIteration = Col("per_iteration") as double?,
+                    HookSeconds = Col("hook_seconds") as double?,
                     Losses = JsonSerializer.Deserialize<List<double>>((string)Col("losses")) ?? [],
                 });
             }

@@ -52,8 +52,8 @@ public static class StyleEngine
     /// <summary>
     /// Stylises <paramref name="contentPath"/> with <paramref name="stylePaths"/> and writes a PNG to
     /// <paramref name="outputPath"/> (atomically; nothing when cancelled). <paramref name="preview"/>
-    /// receives a CPU copy of the image every <paramref name="previewEvery"/> iterations, on the
-    /// optimisation thread: it owns the tensor and should hand it elsewhere at once.
+    /// receives the image (on the CPU) every <paramref name="previewEvery"/> iterations, on the
+    /// optimisation thread, for the time of the call only: keep a <see cref="Copy"/> and hand it elsewhere.
     /// </summary>
     public static EngineOutcome Run(
         string contentPath,
@@ -93,7 +93,7 @@ public static class StyleEngine
             // The library's snapshot hook fires every SaveEvery iterations; no checkpoint callback, so nothing is written.
             StyleTransferOptions run = options with { SaveEvery = previewEvery };
             using StylizeResult result = Stylizer.Run(
-                content, styles, network, run, null, progress, cancellation, (i, image) => preview(i, Copy(image)));
+                content, styles, network, run, null, progress, cancellation, (i, image) => preview(i, image));
             int width = (int)result.Image.shape[3], height = (int)result.Image.shape[2];
             if (result.Cancelled)
             {
@@ -109,8 +109,8 @@ public static class StyleEngine
         }
     }
 
-    /// <summary>A copy the caller owns: outside any dispose scope of the optimisation loop, which would free it at the end of the iteration.</summary>
-    private static Tensor Copy(Tensor image)
+    /// <summary>A copy the caller owns: outside any dispose scope of the optimisation loop, which would free it at the end of the scale.</summary>
+    public static Tensor Copy(Tensor image)
     {
         using Tensor detached = image.detach();
         return detached.clone().DetachFromDisposeScope();

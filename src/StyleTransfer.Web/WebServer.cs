@@ -146,8 +146,8 @@ public static partial class WebServer
 
         app.MapGet("/api/jobs", () =>
         {
-            List<JobRecord> list = jobs.Store.List(limit: 100);
-            return Results.Json(list.Select(j => jobs.View(jobs.Get(j.Id) ?? j)).Select(v => v with { Losses = [] }));
+            List<JobRecord> list = jobs.List(100);
+            return Results.Json(list.Select(j => jobs.View(j) with { Losses = [] }));
         });
 
         app.MapPost("/api/jobs", async (HttpContext context) =>
@@ -254,7 +254,7 @@ public static partial class WebServer
         string client = context.Connection.RemoteIpAddress?.ToString() ?? "local";
         if (jobs.ActiveJobs(client) >= settings.MaxJobsPerClient)
         {
-            throw new RequestException(StatusCodes.Status429TooManyRequests, $"at most {settings.MaxJobsPerClient} queued or running jobs per client: wait for one to finish, or cancel one");
+            throw TooMany(settings);
         }
 
         if (!context.Request.HasFormContentType)
@@ -332,9 +332,17 @@ public static partial class WebServer
             Styles = saved[1..],
             Iterations = options.TotalIterations,
         };
-        jobs.Submit(job);
+        if (!jobs.TrySubmit(job))
+        {
+            saved.ForEach(s => File.Delete(Path.Combine(uploads, s.File)));
+            throw TooMany(settings);
+        }
+
         return Results.Json(new { id = job.Id, status = job.Status, url = "/api/jobs/" + job.Id }, statusCode: StatusCodes.Status201Created);
     }
+
+    private static RequestException TooMany(WebSettings settings) =>
+        new(StatusCodes.Status429TooManyRequests, $"at most {settings.MaxJobsPerClient} queued or running jobs per client: wait for one to finish, or cancel one");
 
     private static void MapAssets(WebApplication app)
     {

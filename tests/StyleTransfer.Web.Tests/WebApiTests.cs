@@ -27,6 +27,7 @@ public sealed class WebApiTests : IDisposable
         Assert.Equal("done", Status(job));
         Assert.Equal(3, job.GetProperty("iteration").GetInt32());
         Assert.Equal(3, job.GetProperty("losses").GetArrayLength());
+        Assert.InRange(job.GetProperty("secondsPerIteration").GetDouble(), 1e-4, job.GetProperty("elapsed").GetDouble());
         Assert.Equal("64", job.GetProperty("settings").GetProperty("size").GetString());
         Assert.Equal("scene.png", job.GetProperty("content").GetProperty("name").GetString());
         Assert.Equal(64, job.GetProperty("result").GetProperty("width").GetInt32());
