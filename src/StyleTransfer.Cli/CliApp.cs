@@ -68,6 +68,11 @@ public static class CliApp
             return Guarded(stderr, () => cli.Video.Run(parsed, stdout, interactive, cancellation));
         }
 
+        if (parsed.CommandResult.Command == cli.Serve.Command && !IsHelp(parsed))
+        {
+            return Guarded(stderr, () => cli.Serve.Run(parsed, stdout, stderr, cancellation));
+        }
+
         if (cli.Experiments.Find(parsed.CommandResult.Command) is { } experiment && !IsHelp(parsed))
         {
             return Guarded(stderr, () => experiment(parsed, stdout, interactive, cancellation));
@@ -285,6 +290,7 @@ public static class CliApp
             Root.Add(Batch.Command);
             Root.Add(Batch.Worker);
             Root.Add(Video.Command);
+            Root.Add(Serve.Command);
 
             Options.AddTo(Root);
             Styles.AddTo(Root);
@@ -311,6 +317,8 @@ public static class CliApp
         public BatchCommand Batch { get; } = new();
 
         public VideoCommand Video { get; } = new();
+
+        public ServeCommand Serve { get; } = new();
 
         public RunOutputOptions Outputs { get; } = new();
 
