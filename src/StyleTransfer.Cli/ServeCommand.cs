@@ -127,9 +127,19 @@ internal sealed class ServeCommand
                 throw new StyleTransferException(error);
             }
 
-            StyleTransferOptions options = set.Build(parsed);
-            string[] names = [.. Enumerable.Range(1, styleCount).Select(i => $"style{i}")];
-            return styles.Apply(parsed, options, names);
+            try
+            {
+                StyleTransferOptions options = set.Build(parsed);
+                string[] names = [.. Enumerable.Range(1, styleCount).Select(i => $"style{i}")];
+                return styles.Apply(parsed, options, names);
+            }
+            catch (StyleTransferException e)
+            {
+                // The library names properties (Iterations); the page shows the CLI's line (--iterations).
+                throw new StyleTransferException(OptionFlags.Message(e), e, e.Kind);
+            }
         }
+
+        public string Describe(StyleTransferException error) => OptionFlags.Message(error);
     }
 }

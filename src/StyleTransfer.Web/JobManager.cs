@@ -295,7 +295,7 @@ public sealed class JobManager : IDisposable
         }
         catch (StyleTransferException e)
         {
-            error = e.Message;
+            error = parser.Describe(e);
         }
         catch (Exception e)
         {

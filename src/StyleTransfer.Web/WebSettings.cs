@@ -80,4 +80,7 @@ public sealed record WebSettings
 public interface IJobOptionsParser
 {
     StyleTransferOptions Parse(IReadOnlyList<KeyValuePair<string, string>> fields, int styleCount);
+
+    /// <summary>A library error as the page shows it: the CLI names settings by its flags (<see cref="StyleTransferException.FormatMessage"/>).</summary>
+    string Describe(StyleTransferException error) => error.Message;
 }
