@@ -80,13 +80,13 @@ internal sealed class RenderWorker(IGrainFactory grains, ILocalSiloDetails silo,
         string? content = null, style = null;
         try
         {
-            content = await cache.Fetch(spec.Content.Sha256, worker);
-            style = await cache.Fetch(spec.Style.Sha256, worker);
+            content = await Retry(() => cache.Fetch(spec.Content.Sha256, worker), $"fetching {spec.Content.Name}", worker, lost.Token);
+            style = await Retry(() => cache.Fetch(spec.Style.Sha256, worker), $"fetching {spec.Style.Name}", worker, lost.Token);
             StyleTransferOptions options = spec.Options with { Device = device, Threads = settings.Threads ?? spec.Options.Threads };
             EngineOutcome outcome = await Task.Run(() => EngineAdapter.Render(content, style, options, cache.ScratchDir, lost.Token), CancellationToken.None);
             png = outcome.Png;
             string sha = JobJson.Sha256(png);
-            await grains.GetGrain<IBlobGrain>(sha).Put(png);
+            await Retry(async () => { await grains.GetGrain<IBlobGrain>(sha).Put(png); return true; }, $"storing {spec.Output}", worker, lost.Token);
             result = new RenderResult
             {
                 RenderId = spec.Id,
@@ -106,6 +106,15 @@ internal sealed class RenderWorker(IGrainFactory grains, ILocalSiloDetails silo,
             await lost.CancelAsync();
             await renewing;
             Log(stop.IsCancellationRequested ? $"{worker}: render {spec.Id} abandoned (stopping)" : $"{worker}: render {spec.Id} abandoned (lease lost)");
+            return;
+        }
+        catch (Exception e) when (IsTransient(e))
+        {
+            // The cluster, not the render, failed (a silo that just died still held a grain): leave the
+            // render to its lease, which runs out and puts it back in the queue for any worker.
+            await lost.CancelAsync();
+            await renewing;
+            Log($"{worker}: render {spec.Id} abandoned (cluster error: {FirstLine(e)})");
             return;
         }
         catch (StyleTransferException e)
@@ -191,6 +200,27 @@ internal sealed class RenderWorker(IGrainFactory grains, ILocalSiloDetails silo,
     }
 
     private static string FirstLine(Exception e) => e.Message.Split('\n')[0].Trim();
+
+    /// <summary>A failure of the cluster's messaging (a dead silo, a timeout), not of the render: worth retrying.</summary>
+    private static bool IsTransient(Exception e) =>
+        e is OrleansException or TimeoutException || (e.InnerException is { } inner && IsTransient(inner));
+
+    /// <summary>Runs a cluster step, retrying transient failures once a second up to 10 times.</summary>
+    private async Task<T> Retry<T>(Func<Task<T>> step, string what, string worker, CancellationToken stop)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await step();
+            }
+            catch (Exception e) when (IsTransient(e) && attempt < 10 && !stop.IsCancellationRequested)
+            {
+                Log($"{worker}: {what} failed ({FirstLine(e)}); retrying");
+                await Delay(TimeSpan.FromSeconds(1), stop);
+            }
+        }
+    }
 
     private static async Task Delay(TimeSpan t, CancellationToken c)
     {
