@@ -97,20 +97,19 @@ internal sealed class RunOutputOptions
 /// </summary>
 internal sealed class ExperimentCommands
 {
-    private readonly Dictionary<Command, Func<ParseResult, TextWriter, bool, CancellationToken, int>> actions = [];
+    private readonly List<Command> commands = [];
+    private readonly CliContext context;
 
-    public ExperimentCommands()
+    public ExperimentCommands(CliContext context)
     {
+        this.context = context;
         AddReconstruct();
         AddTexture();
         AddFigure1();
         AddGrid();
     }
 
-    public IEnumerable<Command> Commands => actions.Keys;
-
-    /// <summary>The body of <paramref name="command"/> when it is one of these; null otherwise.</summary>
-    public Func<ParseResult, TextWriter, bool, CancellationToken, int>? Find(Command command) => actions.GetValueOrDefault(command);
+    public IEnumerable<Command> Commands => commands;
 
     private static Option<string> OutputOption() => new("--output", "-o") { Description = "Output image, .png or .jpg", Required = true };
 
@@ -212,8 +211,8 @@ internal sealed class ExperimentCommands
 
     private void Register(Command command, Func<ParseResult, TextWriter, bool, CancellationToken, int> body)
     {
-        command.SetAction(_ => CliApp.ExitOk); // dispatch is done by CliApp.Run
-        actions[command] = body;
+        command.Bind(context, (p, cancellation) => body(p, context.Stdout, context.Interactive, cancellation));
+        commands.Add(command);
     }
 
     /// <summary>Start line, Ctrl-C, progress, the log and plot, and the summary: the same for every experiment.</summary>
