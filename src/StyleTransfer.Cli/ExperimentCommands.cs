@@ -118,7 +118,7 @@ internal sealed class ExperimentCommands
     private void AddReconstruct()
     {
         var image = ImageArgument("IMAGE", "The image whose content is reconstructed");
-        var layer = new Option<string?>("--layer") { Description = "The layer whose features are matched (default: the network's content layer; relu4_2 for vgg19)" };
+        var layer = new Option<string?>("--layer") { Description = "The layer whose features are matched: the network's (first) content layer unless given" + LibraryDefaults.Of(o => o.ContentLayers[0]) };
         var output = OutputOption();
         var set = new OptionSet();
         var outputs = new RunOutputOptions();
@@ -137,7 +137,7 @@ internal sealed class ExperimentCommands
     private void AddTexture()
     {
         var image = ImageArgument("STYLE", "The style image (any size: it is scaled to the output's long edge × --style-scale)");
-        var layers = new Option<string?>("--layers") { Description = "Comma-separated layers whose Gram matrices are matched (default: the network's style layers)" };
+        var layers = new Option<string?>("--layers") { Description = "Comma-separated layers whose Gram matrices are matched: the network's style layers unless given" + LibraryDefaults.Of(o => o.StyleLayers) };
         var size = new Option<string>("--size") { Description = "Output size: WxH, or N for a square", DefaultValueFactory = _ => "512" };
         var output = OutputOption();
         var set = new OptionSet();
@@ -181,7 +181,7 @@ internal sealed class ExperimentCommands
     {
         var content = ImageArgument("CONTENT", "Content image (the photograph)");
         var style = ImageArgument("STYLE", "Style image (the painting)");
-        var ratios = new Option<string?>("--ratios") { Description = "Comma-separated α/β values, one per column (default: the network's α/β × 1e-2, 1e-1, 1, 1e1; for vgg19 the paper's 1e-5,1e-4,1e-3,1e-2)" };
+        var ratios = new Option<string?>("--ratios") { Description = "Comma-separated α/β values, one per column: the network's α/β × 1e-2, 1e-1, 1, 1e1 unless given (for vgg19 the paper's)" + LibraryDefaults.Of(o => string.Join(",", GridAxes.DecadesAround(o.ContentWeight / o.StyleWeight).Select(r => LibraryDefaults.Text(r)))) };
         var depths = new Option<string?>("--depths") { Description = "Comma-separated style depths, one per row: depth d matches the first d layers of the network's style ladder (default: 1 to the ladder's length)" };
         var inits = new Option<string?>("--inits") { Description = "Comma-separated initialisations (noise, content, style), one row each, at the default α/β and style layers unless --ratios/--depths are given too" };
         var output = OutputOption();
