@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent check of `stylize metrics` (src/StyleTransfer/Diagnostics/ImageMetrics.cs).
+"""Independent check of `stylize metrics` (src/StyleTransfer.Diagnostics/Diagnostics/ImageMetrics.cs).
 
 Computes the same two noise measures with numpy/scipy/PIL:
   checkerboard energy: mean over positions and R,G,B of |I * K| on the 0-255 scale, K[i,j] =

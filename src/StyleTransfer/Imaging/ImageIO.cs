@@ -81,6 +81,12 @@ public static class ImageIO
         return Guard(path, what, () =>
         {
             Image<Rgb24> image = Image.Load<Rgb24>(path);
+            if (JpegChroma.Subsampling(path) is { } sampling)
+            {
+                // Before orienting: the chroma grid is the stored image's.
+                JpegChroma.Interpolate(image, sampling.H, sampling.V);
+            }
+
             image.Mutate(x => x.AutoOrient());
             return image;
         });

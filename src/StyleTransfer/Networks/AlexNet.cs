@@ -1,4 +1,3 @@
-using StyleTransfer.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -172,7 +171,7 @@ internal sealed class AlexNet : IFeatureNetwork
         long outW = ((x.shape[3] + (2 * padding) - kernel) / stride) + 1;
         Tensor columns = F.unfold(padded, kernel_size: (kernel, kernel), padding: (p, p), stride: (stride, stride)); // [N, in·k·k, L]
         Tensor y = torch.matmul(weight.reshape(weight.shape[0], -1), columns).add_(bias.reshape(1, -1, 1));
-        return ConvFlopCounter.Count(y.reshape(n, weight.shape[0], outH, outW), weight).MoveToOuterDisposeScope();
+        return ConvHook.Conv(y.reshape(n, weight.shape[0], outH, outW), weight).MoveToOuterDisposeScope();
     }
 
     public void Dispose()

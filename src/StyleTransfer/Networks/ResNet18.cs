@@ -1,5 +1,4 @@
 using System.Globalization;
-using StyleTransfer.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -822,13 +821,13 @@ internal sealed class ResNet18 : IFeatureNetwork
             if (mode == FirstConvPadding.Zero && pads[2] <= pads[0] && pads[3] <= pads[1])
             {
                 (long oh, long ow) = OutputSize(x, kh, kw, strideH, strideW, pads);
-                Tensor y = ConvFlopCounter.Count(F.conv2d(x, Weight, Bias, strides: stride, padding: [pads[0], pads[1]]), Weight);
+                Tensor y = ConvHook.Conv(F.conv2d(x, Weight, Bias, strides: stride, padding: [pads[0], pads[1]]), Weight);
                 return Crop(y, oh, ow);
             }
 
             // An explicit padded copy: asymmetric zero padding, or replicate padding.
             Tensor padded = NetworkTensors.Pad(x, pads[1], pads[3], pads[0], pads[2], mode);
-            return ConvFlopCounter.Count(F.conv2d(padded, Weight, Bias, strides: stride), Weight);
+            return ConvHook.Conv(F.conv2d(padded, Weight, Bias, strides: stride), Weight);
         }
 
         private static Tensor Convert(Tensor t)

@@ -1,4 +1,3 @@
-using StyleTransfer.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -139,11 +138,11 @@ internal sealed class FoldedConv(Tensor weight, Tensor bias)
     public long Kernel => Weight.shape[2];
 
     public Tensor Apply(Tensor x, long stride = 1, long padding = 0) =>
-        ConvFlopCounter.Count(F.conv2d(x, Weight, Bias, strides: [stride, stride], padding: [padding, padding]), Weight);
+        ConvHook.Conv(F.conv2d(x, Weight, Bias, strides: [stride, stride], padding: [padding, padding]), Weight);
 
     /// <summary>The convolution with <paramref name="padding"/> filled as <paramref name="mode"/> says (replicate: the edge pixels repeated).</summary>
     public Tensor Apply(Tensor x, long stride, long padding, FirstConvPadding mode) => mode == FirstConvPadding.Replicate && padding > 0
-        ? ConvFlopCounter.Count(F.conv2d(NetworkTensors.Pad(x, padding, padding, padding, padding, mode), Weight, Bias, strides: [stride, stride]), Weight)
+        ? ConvHook.Conv(F.conv2d(NetworkTensors.Pad(x, padding, padding, padding, padding, mode), Weight, Bias, strides: [stride, stride]), Weight)
         : Apply(x, stride, padding);
 
     public void MoveTo(Device device, ScalarType? dtype = null)

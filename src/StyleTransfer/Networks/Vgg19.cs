@@ -1,4 +1,3 @@
-using StyleTransfer.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -55,7 +54,7 @@ internal sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
 
     /// <summary>
     /// The convolutions at ImageNet widths, in order: name, input and output channels, and whether
-    /// a 2×2 pooling comes before it (for <see cref="Diagnostics.ConvProfile"/>).
+    /// a 2×2 pooling comes before it (for <c>ConvProfile</c> in the diagnostics assembly).
     /// </summary>
     internal static IEnumerable<(string Name, long In, long Out, bool PoolBefore)> ConvLayers()
     {
@@ -201,7 +200,7 @@ internal sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
         {
             for (int k = 0; k < BlockSizes[block] && tapIndex <= deepest; k++, conv++)
             {
-                x = ConvFlopCounter.Count(
+                x = ConvHook.Conv(
                     conv == 0 && Padding == FirstConvPadding.Replicate
                         ? F.conv2d(NetworkTensors.Pad(x, 1, 1, 1, 1, Padding), weights[conv], biases[conv])
                         : F.conv2d(x, weights[conv], biases[conv], padding: [1, 1]),
