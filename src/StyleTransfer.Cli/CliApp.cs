@@ -23,9 +23,13 @@ public static class CliApp
     public const int ExitTerminated = 143;
 
     /// <summary>Runs the command line. <paramref name="interactive"/> turns on the live progress bar.</summary>
+    /// <remarks>
+    /// Each command carries its action (<see cref="Binding.Bind"/>); the parser picks it, or help,
+    /// or the version. <paramref name="cancellation"/> is the actions' token.
+    /// </remarks>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false, CancellationToken cancellation = default)
     {
-        var cli = new Definition();
+        var cli = new Definition(new CliContext(stdout, stderr, interactive, args));
         ParseResult parsed = cli.Root.Parse(args);
         if (ParseErrors.First(parsed) is { } parseError)
         {
@@ -33,84 +37,39 @@ public static class CliApp
             return ExitBadInput;
         }
 
-        if (parsed.CommandResult.Command == cli.Models && !IsHelp(parsed))
+        // Ctrl-C and SIGTERM are the runs' own (StopSignals: the image so far is written, 130 or 143);
+        // exceptions past Guarded (STYLIZE_DEBUG=1) go up as they are.
+        var invocation = new InvocationConfiguration { Output = stdout, Error = stderr, ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false };
+        return parsed.InvokeAsync(invocation, cancellation).GetAwaiter().GetResult();
+    }
+
+    /// <summary>`stylize CONTENT STYLE… -o OUT`: the root command's action.</summary>
+    private static int Stylize(Definition cli, CliContext context, ParseResult parsed, CancellationToken cancellation)
+    {
+        string? resumePath = parsed.GetValue(cli.Resume);
+        using Checkpoint? resume = resumePath is null ? null : LoadCheckpoint(resumePath);
+        StyleTransferOptions options = cli.Options.Build(parsed, start: resume?.Options);
+        string content = parsed.GetRequiredValue(cli.Content);
+        string[] styles = parsed.GetRequiredValue(cli.Style);
+        string output = parsed.GetRequiredValue(cli.Output);
+        options = cli.Styles.Apply(parsed, options, styles);
+        List<(string What, string Path)> read = [("content image", content), .. styles.Select((s, i) => (styles.Length == 1 ? "style image" : $"style image {i + 1}", s))];
+        read.AddRange((options.StyleMasks ?? []).Select(m => ($"mask for style image {m.Style + 1}", m.Path)));
+        cli.Outputs.Check(parsed, output, read, options, resumePath, checkpoint: options.SaveEvery > 0, print: true);
+        var inputs = new Dictionary<string, string> { ["content"] = content };
+        for (int i = 0; i < styles.Length; i++)
         {
-            return Guarded(stderr, () => ListModels(stdout));
+            inputs[i == 0 ? "style" : $"style{i + 1}"] = styles[i];
         }
 
-        if (parsed.CommandResult.Command == cli.ModelsDownload.Command && !IsHelp(parsed))
+        foreach (StyleMask m in options.StyleMasks ?? [])
         {
-            return Guarded(stderr, () => cli.ModelsDownload.Run(parsed, stdout, interactive, cancellation));
+            inputs[$"mask{m.Style + 1}"] = m.Path;
         }
 
-        if (parsed.CommandResult.Command == cli.Bench.Command && !IsHelp(parsed))
-        {
-            return Guarded(stderr, () => cli.Bench.Run(parsed, stdout));
-        }
-
-        if (parsed.CommandResult.Command == cli.Metrics.Command && !IsHelp(parsed))
-        {
-            return Guarded(stderr, () => cli.Metrics.Run(parsed, stdout));
-        }
-
-        if (parsed.CommandResult.Command == cli.Batch.Command && !IsHelp(parsed))
-        {
-            return Guarded(stderr, () => cli.Batch.Run(parsed, args, cli.Root, stdout, interactive, cancellation));
-        }
-
-        if (parsed.CommandResult.Command == cli.Batch.Worker && !IsHelp(parsed))
-        {
-            return Guarded(stderr, () => cli.Batch.RunWorker(parsed, stdout, cancellation));
-        }
-
-        if (parsed.CommandResult.Command == cli.Video.Command && !IsHelp(parsed))
-        {
-            return Guarded(stderr, () => cli.Video.Run(parsed, stdout, interactive, cancellation));
-        }
-
-        if (parsed.CommandResult.Command == cli.Serve.Command && !IsHelp(parsed))
-        {
-            return Guarded(stderr, () => cli.Serve.Run(parsed, stdout, stderr, cancellation));
-        }
-
-        if (cli.Experiments.Find(parsed.CommandResult.Command) is { } experiment && !IsHelp(parsed))
-        {
-            return Guarded(stderr, () => experiment(parsed, stdout, interactive, cancellation));
-        }
-
-        if (parsed.Action is not null && (parsed.CommandResult.Command != cli.Root || !IsStylizeInvocation(parsed, cli)))
-        {
-            // --help, --version: let System.CommandLine print them.
-            return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        }
-
-        return Guarded(stderr, () =>
-        {
-            string? resumePath = parsed.GetValue(cli.Resume);
-            using Checkpoint? resume = resumePath is null ? null : LoadCheckpoint(resumePath);
-            StyleTransferOptions options = cli.Options.Build(parsed, start: resume?.Options);
-            string content = parsed.GetRequiredValue(cli.Content);
-            string[] styles = parsed.GetRequiredValue(cli.Style);
-            string output = parsed.GetRequiredValue(cli.Output);
-            options = cli.Styles.Apply(parsed, options, styles);
-            List<(string What, string Path)> read = [("content image", content), .. styles.Select((s, i) => (styles.Length == 1 ? "style image" : $"style image {i + 1}", s))];
-            read.AddRange((options.StyleMasks ?? []).Select(m => ($"mask for style image {m.Style + 1}", m.Path)));
-            cli.Outputs.Check(parsed, output, read, options, resumePath, checkpoint: options.SaveEvery > 0, print: true);
-            var inputs = new Dictionary<string, string> { ["content"] = content };
-            for (int i = 0; i < styles.Length; i++)
-            {
-                inputs[i == 0 ? "style" : $"style{i + 1}"] = styles[i];
-            }
-
-            foreach (StyleMask m in options.StyleMasks ?? [])
-            {
-                inputs[$"mask{m.Style + 1}"] = m.Path;
-            }
-
-            inputs["output"] = output;
-            return Stylize(content, styles, output, options, stdout, interactive, cancellation, resume, resumePath, (result, batch) =>
-                cli.Outputs.Stage(parsed, "stylize", inputs, options, [LoggedRun.From("stylize", 0, 0, options, result)], batch), () => cli.Outputs.Report(parsed, stdout));
-        });
+        inputs["output"] = output;
+        return Stylize(content, styles, output, options, context.Stdout, context.Interactive, cancellation, resume, resumePath, (result, batch) =>
+            cli.Outputs.Stage(parsed, "stylize", inputs, options, [LoggedRun.From("stylize", 0, 0, options, result)], batch), () => cli.Outputs.Report(parsed, context.Stdout));
     }
 
     /// <summary>`stylize models`: every network, whether its weights are here, its default and its taps.</summary>
@@ -132,7 +91,7 @@ public static class CliApp
     }
 
     /// <summary>Runs a command body, turning library errors into one stderr line and an exit code.</summary>
-    private static int Guarded(TextWriter stderr, Func<int> body)
+    internal static int Guarded(TextWriter stderr, Func<int> body)
     {
         try
         {
@@ -154,11 +113,6 @@ public static class CliApp
             return ExitInternal;
         }
     }
-
-    private static bool IsStylizeInvocation(ParseResult parsed, Definition cli) =>
-        parsed.GetResult(cli.Content) is not null && !IsHelp(parsed);
-
-    private static bool IsHelp(ParseResult parsed) => parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?" or "--version");
 
     /// <summary>Reads a --resume checkpoint; libtorch must be loaded to make its tensors.</summary>
     private static Checkpoint LoadCheckpoint(string path)
@@ -265,7 +219,7 @@ public static class CliApp
         public void Report(IterationReport value) => action(value);
     }
 
-    /// <summary>The stylize command: two images, an output, and the shared options.</summary>
+    /// <summary>The command tree: the stylize command (two images, an output, the shared options) and its subcommands, each with its action.</summary>
     private sealed class Definition
     {
         public readonly Argument<string> Content = new("CONTENT") { Description = "Content image (the photograph)" };
@@ -273,8 +227,9 @@ public static class CliApp
         public readonly Option<string> Output = new("--output", "-o") { Description = "Output image, .png or .jpg", Required = true };
         public readonly Option<string?> Resume = new("--resume") { Description = "Continue from a checkpoint (OUT.ckpt, written with --save-every); the same CONTENT and STYLE, options from the checkpoint unless given" };
 
-        public Definition()
+        public Definition(CliContext context)
         {
+            Experiments = new ExperimentCommands(context);
             Root = new RootCommand("Repaint a photograph in the style of a painting (Gatys, Ecker & Bethge, CVPR 2016).")
             {
                 Content, Style, Output, Resume, Bench.Command, Models,
@@ -286,7 +241,6 @@ public static class CliApp
 
             Root.Add(Metrics.Command);
             Models.Add(ModelsDownload.Command);
-            Models.SetAction(_ => ExitOk); // `stylize models` stands on its own: dispatched by CliApp.Run
             Root.Add(Batch.Command);
             Root.Add(Batch.Worker);
             Root.Add(Video.Command);
@@ -297,9 +251,16 @@ public static class CliApp
             Options.AddPipelineTo(Root);
             Outputs.AddTo(Root);
 
-            // Dispatch is done by CliApp.Run; an action here only tells the parser that the root
-            // command stands on its own (otherwise it demands a subcommand).
-            Root.SetAction(_ => ExitOk);
+            // One action per command; the parser chooses (help and --version are its own).
+            Root.Bind(context, (p, ct) => Stylize(this, context, p, ct));
+            Models.Bind(context, (_, _) => ListModels(context.Stdout));
+            ModelsDownload.Command.Bind(context, (p, ct) => ModelsDownload.Run(p, context.Stdout, context.Interactive, ct));
+            Bench.Command.Bind(context, (p, _) => Bench.Run(p, context.Stdout));
+            Metrics.Command.Bind(context, (p, _) => Metrics.Run(p, context.Stdout));
+            Batch.Command.Bind(context, (p, ct) => Batch.Run(p, context.Args, Root, context.Stdout, context.Interactive, ct));
+            Batch.Worker.Bind(context, (p, ct) => Batch.RunWorker(p, context.Stdout, ct));
+            Video.Command.Bind(context, (p, ct) => Video.Run(p, context.Stdout, context.Interactive, ct));
+            Serve.Command.Bind(context, (p, ct) => Serve.Run(p, context.Stdout, context.Stderr, ct));
         }
 
         public RootCommand Root { get; }
@@ -310,7 +271,7 @@ public static class CliApp
 
         public BenchCommand Bench { get; } = new();
 
-        public ExperimentCommands Experiments { get; } = new();
+        public ExperimentCommands Experiments { get; }
 
         public MetricsCommand Metrics { get; } = new();
 
@@ -337,7 +298,7 @@ public static class CliApp
         public readonly Option<double?> PeakGflops = new("--peak-gflops") { Description = "fp32 peak to compare against (default: measured, all threads running vector FMAs; none on CUDA)" };
         public readonly Option<bool> Profile = new("--profile") { Description = "Also time each VGG-19 convolution alone, forward and input-gradient backward (one 'profile' line per layer)" };
         public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
-        public readonly Option<string> Precision = new Option<string>("--precision") { Description = "Network arithmetic: fp32, bf16 or fp16 (CUDA)", DefaultValueFactory = _ => "fp32" }.AcceptOnlyFromAmong("fp32", "bf16", "fp16");
+        public readonly Option<Precision> Precision = Binding.EnumOption<Precision>("--precision", "Network arithmetic: fp32, bf16 or fp16 (CUDA)" + LibraryDefaults.Of(o => o.Precision));
         public readonly Option<string?> Tiles = new("--tiles") { Description = "Tiled evaluation: auto (chosen by the memory budget, as stylize does), off, or a tile size; adds tile= and history= to each line (default: whole image)" };
         public readonly Option<string?> MaxMemory = new("--max-memory") { Description = "Memory budget for --tiles auto, e.g. 8G" };
 
@@ -391,7 +352,7 @@ public static class CliApp
 
             TorchRuntime.SetThreads(p.GetValue(Threads));
             string device = p.GetValue(Device)!;
-            var precision = Enum.Parse<Networks.Precision>(p.GetValue(Precision)!, ignoreCase: true);
+            Precision precision = p.ValueOr(Precision, new StyleTransferOptions().Precision);
             bool profile = p.GetValue(Profile);
             if (profile && (p.GetValue(Network) != "vgg19" || device != "cpu"))
             {

@@ -97,20 +97,19 @@ internal sealed class RunOutputOptions
 /// </summary>
 internal sealed class ExperimentCommands
 {
-    private readonly Dictionary<Command, Func<ParseResult, TextWriter, bool, CancellationToken, int>> actions = [];
+    private readonly List<Command> commands = [];
+    private readonly CliContext context;
 
-    public ExperimentCommands()
+    public ExperimentCommands(CliContext context)
     {
+        this.context = context;
         AddReconstruct();
         AddTexture();
         AddFigure1();
         AddGrid();
     }
 
-    public IEnumerable<Command> Commands => actions.Keys;
-
-    /// <summary>The body of <paramref name="command"/> when it is one of these; null otherwise.</summary>
-    public Func<ParseResult, TextWriter, bool, CancellationToken, int>? Find(Command command) => actions.GetValueOrDefault(command);
+    public IEnumerable<Command> Commands => commands;
 
     private static Option<string> OutputOption() => new("--output", "-o") { Description = "Output image, .png or .jpg", Required = true };
 
@@ -119,7 +118,7 @@ internal sealed class ExperimentCommands
     private void AddReconstruct()
     {
         var image = ImageArgument("IMAGE", "The image whose content is reconstructed");
-        var layer = new Option<string?>("--layer") { Description = "The layer whose features are matched (default: the network's content layer; relu4_2 for vgg19)" };
+        var layer = new Option<string?>("--layer") { Description = "The layer whose features are matched: the network's (first) content layer unless given" + LibraryDefaults.Of(o => o.ContentLayers[0]) };
         var output = OutputOption();
         var set = new OptionSet();
         var outputs = new RunOutputOptions();
@@ -138,7 +137,7 @@ internal sealed class ExperimentCommands
     private void AddTexture()
     {
         var image = ImageArgument("STYLE", "The style image (any size: it is scaled to the output's long edge × --style-scale)");
-        var layers = new Option<string?>("--layers") { Description = "Comma-separated layers whose Gram matrices are matched (default: the network's style layers)" };
+        var layers = new Option<string?>("--layers") { Description = "Comma-separated layers whose Gram matrices are matched: the network's style layers unless given" + LibraryDefaults.Of(o => o.StyleLayers) };
         var size = new Option<string>("--size") { Description = "Output size: WxH, or N for a square", DefaultValueFactory = _ => "512" };
         var output = OutputOption();
         var set = new OptionSet();
@@ -182,7 +181,7 @@ internal sealed class ExperimentCommands
     {
         var content = ImageArgument("CONTENT", "Content image (the photograph)");
         var style = ImageArgument("STYLE", "Style image (the painting)");
-        var ratios = new Option<string?>("--ratios") { Description = "Comma-separated α/β values, one per column (default: the network's α/β × 1e-2, 1e-1, 1, 1e1; for vgg19 the paper's 1e-5,1e-4,1e-3,1e-2)" };
+        var ratios = new Option<string?>("--ratios") { Description = "Comma-separated α/β values, one per column: the network's α/β × 1e-2, 1e-1, 1, 1e1 unless given (for vgg19 the paper's)" + LibraryDefaults.Of(o => string.Join(",", GridAxes.DecadesAround(o.ContentWeight / o.StyleWeight).Select(r => LibraryDefaults.Text(r)))) };
         var depths = new Option<string?>("--depths") { Description = "Comma-separated style depths, one per row: depth d matches the first d layers of the network's style ladder (default: 1 to the ladder's length)" };
         var inits = new Option<string?>("--inits") { Description = "Comma-separated initialisations (noise, content, style), one row each, at the default α/β and style layers unless --ratios/--depths are given too" };
         var output = OutputOption();
@@ -212,8 +211,8 @@ internal sealed class ExperimentCommands
 
     private void Register(Command command, Func<ParseResult, TextWriter, bool, CancellationToken, int> body)
     {
-        command.SetAction(_ => CliApp.ExitOk); // dispatch is done by CliApp.Run
-        actions[command] = body;
+        command.Bind(context, (p, cancellation) => body(p, context.Stdout, context.Interactive, cancellation));
+        commands.Add(command);
     }
 
     /// <summary>Start line, Ctrl-C, progress, the log and plot, and the summary: the same for every experiment.</summary>

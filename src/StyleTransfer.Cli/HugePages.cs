@@ -87,6 +87,12 @@ internal static partial class HugePages
     /// where given, else the defaults (bench times VGG-19; the rest use vgg19 when its weights are
     /// found, else resnet18). Help, version and the model list do not need it.
     /// </summary>
+    /// <remarks>
+    /// Not the command line's parser: this runs first in every start, in a process that execve may
+    /// replace at once, and the full command tree builds every command with its help defaults (cold,
+    /// 4 to 6 times this scan's time, measured under load). A command line this scan misreads only
+    /// costs the tunable: the parser still refuses a bad one with its one line, before libtorch loads.
+    /// </remarks>
     internal static bool Wanted(string[] args)
     {
         if (args.Length == 0 || args.Any(a => a is "--help" or "-h" or "-?" or "--version") || args[0] == "models")

@@ -67,6 +67,11 @@ internal static class ParseErrors
         }
 
         Type type = Nullable.GetUnderlyingType(option.Option.ValueType) ?? option.Option.ValueType;
+        if (type.IsEnum)
+        {
+            return null; // its values are checked by name (Binding.EnumOption); the parser's line says which
+        }
+
         Func<string, bool>? parses = Type.GetTypeCode(type) switch
         {
             TypeCode.Int32 => v => int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out _),

@@ -17,7 +17,7 @@ internal sealed class VideoCommand
     public readonly Argument<string> Input = new("IN") { Description = "Video file (mp4, mov, webm, gif, ...) or a folder of numbered frames (PNG/JPEG)" };
     public readonly Argument<string[]> Style = new("STYLE") { Description = "Style image(s)", Arity = ArgumentArity.OneOrMore };
     public readonly Option<string> Output = new("--output", "-o") { Description = "Output video (.mp4 H.264, .webm, .gif; frames kept in OUT.frames/) or a folder of PNG frames", Required = true };
-    public readonly Option<string> Method = new Option<string>("--method") { Description = "temporal (Ruder et al.: warped previous result and temporal loss) or independent (each frame as an image)", DefaultValueFactory = _ => "temporal" }.AcceptOnlyFromAmong("temporal", "independent");
+    public readonly Option<VideoMethod> Method = Binding.EnumOption<VideoMethod>("--method", $"temporal (Ruder et al.: warped previous result and temporal loss) or independent (each frame as an image) [default: {LibraryDefaults.Text(new VideoSettings().Method)}]");
     public readonly Option<double> TemporalWeight = new("--temporal-weight") { Description = "λ_t, weight of the temporal loss", DefaultValueFactory = _ => VideoSettings.DefaultTemporalWeight };
     public readonly Option<int> FrameIterations = new("--frame-iterations") { Description = "Iterations for every frame after the first, which runs the image options", DefaultValueFactory = _ => VideoSettings.DefaultFrameIterations };
     public readonly Option<int?> Frames = new("--frames") { Description = "Stylise only the first N frames" };
@@ -50,7 +50,7 @@ internal sealed class VideoCommand
         StyleTransferOptions options = styles.Apply(p, set.Build(p), stylePaths);
         var settings = new VideoSettings
         {
-            Method = Enum.Parse<VideoMethod>(p.GetValue(Method)!, ignoreCase: true),
+            Method = p.ValueOr(Method, new VideoSettings().Method),
             TemporalWeight = p.GetValue(TemporalWeight),
             FrameIterations = p.GetValue(FrameIterations),
             MaxFrames = p.GetValue(Frames),
