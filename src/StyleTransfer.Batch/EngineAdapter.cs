@@ -1,3 +1,4 @@
+using StyleTransfer.Imaging;
 using StyleTransfer.Optimization;
 
 namespace StyleTransfer.Batch;
@@ -13,6 +14,12 @@ public sealed record EngineOutcome(byte[] Png, int Iterations, double Total, dou
 public static class EngineAdapter
 {
     /// <summary>
+    /// The process's engine: it loads each network once and keeps it, so a worker's renders after the
+    /// first skip the network load (renders with the same network take turns).
+    /// </summary>
+    private static readonly StyleTransferEngine Engine = new();
+
+    /// <summary>
     /// Renders <paramref name="contentPath"/> in the style of <paramref name="stylePath"/> with
     /// <paramref name="options"/> and returns the PNG bytes. Bad input and engine faults come out as
     /// <see cref="StyleTransferException"/> (one line); cancellation as <see cref="OperationCanceledException"/>.
@@ -24,11 +31,16 @@ public static class EngineAdapter
         string output = Path.Combine(scratchDir, $"render-{Environment.ProcessId}-{Guid.NewGuid():N}.png");
         try
         {
-            using StylizeResult result = Stylizer.StylizeFiles(contentPath, [stylePath], output, options with { SaveEvery = 0 }, null, cancellation);
+            options = options with { SaveEvery = 0 };
+            PrintOutput.CheckOutputPath(output, options.BitDepth);
+            using StylizeResult result = Engine.RunAsync(contentPath, [stylePath], options, null, null, cancellation).GetAwaiter().GetResult();
             if (result.Cancelled)
             {
                 throw new OperationCanceledException("render cancelled");
             }
+
+            // As the CLI writes it: the bit depth asked for, the content's metadata.
+            PrintOutput.Save(result.Image, output, options.BitDepth, contentPath);
 
             IterationReport? last = result.History.LastOrDefault();
             return new EngineOutcome(

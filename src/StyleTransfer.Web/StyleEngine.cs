@@ -15,11 +15,14 @@ public sealed record NetworkDefaults(string Name, double StyleWeight, double Con
 /// <summary>
 /// The web app's only door into the library: everything the jobs need from the engine goes through
 /// here (load, stylise with previews, save), so a switch to another library entry point happens in
-/// this one file. Mirrors <see cref="Stylizer.StylizeFiles(string, IReadOnlyList{string}, string, StyleTransferOptions, IProgress{IterationReport}?, CancellationToken, Checkpoint?, string?, Action{StylizeResult, FileBatch}?)"/>
-/// (same memory guard, same image names in errors) without checkpoints or snapshot files.
+/// this one file. Runs go through one <see cref="StyleTransferEngine"/> (its input checks and image
+/// names in errors), which loads each network once and keeps it for the jobs after.
 /// </summary>
 public static class StyleEngine
 {
+    /// <summary>The server's engine: networks loaded by one job stay loaded for the next.</summary>
+    private static readonly StyleTransferEngine Engine = new();
+
     /// <summary>Loads libtorch; returns its version.</summary>
     public static string EnsureLoaded() => TorchRuntime.EnsureLoaded();
 
@@ -65,35 +68,23 @@ public static class StyleEngine
         Action<int, Tensor> preview,
         CancellationToken cancellation)
     {
-        options.Validate(stylePaths.Count);
         TorchRuntime.EnsureLoaded();
-        TorchRuntime.SetThreads(options.Threads);
-        Device device = TorchRuntime.ResolveDevice(options.Device);
-        int styleEdge = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
-        string StyleName(int i) => stylePaths.Count == 1 ? "style image" : $"style image {i + 1}";
-        MemoryGuard.Check(options, device, [
-            (contentPath, "content image", options.Size),
-            .. stylePaths.Select((p, i) => (p, StyleName(i), styleEdge))]);
 
-        var loaded = new List<Tensor>();
+        // The engine's snapshot hook fires every SaveEvery iterations; it writes no checkpoint.
+        StyleTransferOptions run = options with { SaveEvery = previewEvery };
+        StylizeResult result;
         try
         {
-            Tensor content = ImageIO.LoadTensor(contentPath, "content image", options.Size);
-            loaded.Add(content);
-            var styles = new List<Tensor>();
-            for (int i = 0; i < stylePaths.Count; i++)
-            {
-                Tensor s = ImageIO.LoadTensor(stylePaths[i], StyleName(i), styleEdge);
-                loaded.Add(s);
-                styles.Add(s);
-            }
+            result = Engine.RunAsync(contentPath, [.. stylePaths.Select(p => (ImageInput)p)], run, progress, preview, cancellation).GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            // Stopped before the first iteration: nothing ran, nothing is written.
+            return new EngineOutcome(true, 0, 0, options.Seed ?? 0, null);
+        }
 
-            using IFeatureNetwork network = NetworkFactory.Create(options, device);
-
-            // The library's snapshot hook fires every SaveEvery iterations; no checkpoint callback, so nothing is written.
-            StyleTransferOptions run = options with { SaveEvery = previewEvery };
-            using StylizeResult result = Stylizer.Run(
-                content, styles, network, run, null, progress, cancellation, (i, image) => preview(i, image));
+        using (result)
+        {
             int width = (int)result.Image.shape[3], height = (int)result.Image.shape[2];
             if (result.Cancelled)
             {
@@ -102,10 +93,6 @@ public static class StyleEngine
 
             ImageIO.Save(result.Image, outputPath);
             return new EngineOutcome(false, width, height, result.Seed, result.History.LastOrDefault());
-        }
-        finally
-        {
-            loaded.ForEach(t => t.Dispose());
         }
     }
 

@@ -151,9 +151,66 @@ public sealed class StyleTransferEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// The door of this repository's front ends (the web app, the batch workers): a run as
+    /// <see cref="StylizeAsync(ImageInput, IReadOnlyList{ImageInput}, StyleTransferOptions?, IProgress{StyleTransferProgress}?, CancellationToken)"/>
+    /// makes it (the same input checks, this engine's cached network), at the tensor level: progress
+    /// as <see cref="IterationReport"/>s, <paramref name="snapshot"/> receiving the image (on the CPU,
+    /// for the time of the call) every <see cref="StyleTransferOptions.SaveEvery"/> iterations, and a
+    /// run stopped through <paramref name="cancellationToken"/> returned (<see cref="StylizeResult.Cancelled"/>)
+    /// rather than thrown, once it started. The result's image is the tensor, for outputs the public
+    /// <see cref="Image{TPixel}"/> of 8 bits cannot carry (16-bit PNG, the content's metadata).
+    /// </summary>
+    internal Task<StylizeResult> RunAsync(
+        ImageInput content,
+        IReadOnlyList<ImageInput> styles,
+        StyleTransferOptions options,
+        IProgress<IterationReport>? progress,
+        Action<int, Tensor>? snapshot,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        ArgumentNullException.ThrowIfNull(styles);
+        ArgumentNullException.ThrowIfNull(options);
+        ObjectDisposedException.ThrowIf(disposed, this);
+        return Task.Run(
+            () => WithNetworkAsync(content, styles, options, (network, c, s, masks, resolved) => Stylizer.Run(c, s, network, resolved, masks, progress, cancellationToken, snapshot), cancellationToken),
+            cancellationToken);
+    }
+
     private async Task<StyleTransferResult> StylizeAsyncCore(ImageInput content, IReadOnlyList<ImageInput> styles, StyleTransferOptions options, IProgress<StyleTransferProgress>? progress, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
+        StyleTransferResult result = await WithNetworkAsync(
+            content,
+            styles,
+            options,
+            (network, c, s, masks, resolved) =>
+            {
+                StyleTransferResult r = Stylize(network, c, s, resolved, masks, progress, cancellationToken);
+                if (r.Report.Cancelled)
+                {
+                    r.Dispose();
+                    throw new OperationCanceledException(cancellationToken);
+                }
+
+                return r;
+            },
+            cancellationToken).ConfigureAwait(false);
+        return new StyleTransferResult(result.Image, result.Report with { Elapsed = clock.Elapsed });
+    }
+
+    /// <summary>
+    /// Resolves and checks the options, loads the inputs (and masks) as tensors, and runs
+    /// <paramref name="body"/> on this engine's network for the options, loaded on first use, in its turn.
+    /// </summary>
+    private async Task<T> WithNetworkAsync<T>(
+        ImageInput content,
+        IReadOnlyList<ImageInput> styles,
+        StyleTransferOptions options,
+        Func<IFeatureNetwork, Tensor, List<Tensor>, Tensor?[]?, StyleTransferOptions, T> body,
+        CancellationToken cancellationToken)
+    {
         options = Resolve(options).Validate(styles.Count);
         TorchRuntime.SetThreads(options.Threads);
         Device device = TorchRuntime.ResolveDevice(options.Device);
@@ -209,14 +266,7 @@ public sealed class StyleTransferEngine : IDisposable
                 {
                     ObjectDisposedException.ThrowIf(disposed, this);
                     entry.Network ??= NetworkFactory.Create(options, device);
-                    StyleTransferResult result = Stylize(entry.Network, c, s, options, masks, progress, cancellationToken);
-                    if (result.Report.Cancelled)
-                    {
-                        result.Dispose();
-                        throw new OperationCanceledException(cancellationToken);
-                    }
-
-                    return new StyleTransferResult(result.Image, result.Report with { Elapsed = clock.Elapsed });
+                    return body(entry.Network, c, s, masks, options);
                 }
                 finally
                 {

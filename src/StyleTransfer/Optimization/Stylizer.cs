@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using StyleTransfer.Imaging;
 using StyleTransfer.Losses;
 using StyleTransfer.Networks;
@@ -404,177 +403,26 @@ internal static class Stylizer
         IReadOnlyList<Tensor?>? masks = null,
         Func<Tensor, Tensor>? pixelLoss = null)
     {
-        Device device = network.Device;
-        long seed = stage.Seed;
-        string[] contentLayers = [.. ActiveContentLayers(options)];
-        string[] styleLayers = [.. ActiveStyleLayers(options)];
-        string[] allTaps = [.. contentLayers.Union(styleLayers)];
-        foreach (string layer in contentLayers.Where(l => !targets.Content.ContainsKey(l)).Concat(styleLayers.Where(l => targets.Styles.Count == 0 || targets.Styles.Any(s => !s.ContainsKey(l)))))
+        Objective.CheckTargets(targets, options);
+        using IObjective objective = stage.Plan?.Tile is int tileSize
+            ? new TiledObjectiveAdapter(new TiledObjective(network, options, targets, size, tileSize, stage.Plan.Halo), options, pixelLoss)
+            : Objective.Create(network, targets, options, size, masks, pixelLoss);
+        Tensor initial = stage.Start is { } start ? start.detach().clone() : InitialImage(options.Init, size, content, style, stage.Seed);
+        using Parameter x = new(initial.to(network.Device), requires_grad: true);
+        using IOptimizer optimizer = Optimizers.Create(x, options, stage.Plan?.History ?? options.LbfgsHistory, stage.Iterations, stage.Lbfgs, stage.StartLosses);
+        var loop = new OptimizationLoop(stage, options, x, optimizer);
+        List<IIterationObserver> observers = [new DivergenceCheck(), new ProgressReporter(progress), new MemoryTrim()];
+        if (snapshot is not null)
         {
-            throw new ArgumentException($"the targets hold no '{layer}'", nameof(targets));
+            observers.Add(new SnapshotWriter(snapshot));
         }
 
-        if (styleLayers.Length > 0)
+        if (stage.Checkpoint is not null)
         {
-            options.Validate(targets.Styles.Count);
+            observers.Add(new CheckpointWriter(stage.Checkpoint, stage.Seed));
         }
 
-        if (targets.Transform != options.FeatureTransform || (options.FeatureTransform != FeatureTransformKind.None && targets.Temperature != options.SoftmaxTemperature))
-        {
-            throw new ArgumentException("the targets were computed with another feature transform", nameof(targets));
-        }
-
-        using StyleTerms styleTerms = StyleTerms.Build(targets, styleLayers, options, size, masks, device);
-        double pixelScale = options.PixelLossScale(size.Height, size.Width);
-        Tensor initial = stage.Start is { } start ? start.detach().clone() : InitialImage(options.Init, size, content, style, seed);
-        using Parameter x = new(initial.to(device), requires_grad: true);
-        using Lbfgs? lbfgs = options.Optimizer == OptimizerKind.Lbfgs
-            ? new Lbfgs(x, options.EffectiveLearningRate, historySize: stage.Plan?.History ?? options.LbfgsHistory, strongWolfe: options.LineSearch, expectedIterations: stage.Iterations)
-            : null;
-        using TiledObjective? tiled = stage.Plan?.Tile is int tileSize ? new TiledObjective(network, options, targets, size, tileSize, stage.Plan.Halo) : null;
-        using torch.optim.Optimizer? adam = options.Optimizer == OptimizerKind.Adam
-            ? torch.optim.Adam([x], lr: options.EffectiveLearningRate)
-            : null;
-
-        var history = new List<IterationReport>(stage.Iterations);
-        var recent = new (int Ordinal, double Total, double Content, double Style, double Tv)[64];
-        int evaluations = 0;
-        if (lbfgs != null && stage.Lbfgs is { } saved)
-        {
-            lbfgs.ImportState(saved);
-            evaluations = saved.Evaluations;
-            if (saved.CurrentOrdinal is { } o && stage.StartLosses is [double t0, double c0, double s0, double tv0])
-            {
-                recent[o % recent.Length] = (o, t0, c0, s0, tv0);
-            }
-        }
-
-        int evaluationsBefore = stage.EvaluationsBefore - evaluations;
-        var clock = Stopwatch.StartNew();
-        TimeSpan Elapsed() => clock.Elapsed + TimeSpan.FromSeconds(stage.SecondsBefore);
-        bool cancelled = false;
-        for (int i = stage.StartIteration + 1; i <= stage.Iterations; i++)
-        {
-            int global = stage.IterationsBefore + i;
-            if (cancellation.IsCancellationRequested)
-            {
-                cancelled = true;
-                if (history.Count > 0 || stage.RanBefore)
-                {
-                    // Nothing optimised in this run: an old checkpoint is worth more than a copy of the start.
-                    WriteCheckpoint(i - 1);
-                }
-
-                break;
-            }
-
-            double c = 0, s = 0, tv = 0, total = 0;
-            using (var scope = torch.NewDisposeScope())
-            {
-                double Closure()
-                {
-                    evaluations++;
-                    using var evalScope = torch.NewDisposeScope();
-                    x.grad?.zero_();
-                    if (tiled != null)
-                    {
-                        (total, c, s, tv) = tiled.Evaluate(x);
-                        if (pixelLoss is not null)
-                        {
-                            // The hook's pixel-space term (video's temporal loss), on the whole image: its gradient adds to the tiles'.
-                            Tensor extra = pixelLoss(x);
-                            extra.backward();
-                            total += extra.ToDouble();
-                        }
-
-                        recent[evaluations % recent.Length] = (evaluations, total, c, s, tv);
-                        return total;
-                    }
-
-                    Dictionary<string, Tensor> feats = network.Extract(x, allTaps);
-                    foreach (string tap in allTaps)
-                    {
-                        feats[tap] = FeatureTransform.Apply(feats[tap], options.FeatureTransform, options.SoftmaxTemperature);
-                    }
-
-                    Tensor lc = torch.zeros(1, device: device);
-                    foreach (string layer in contentLayers)
-                    {
-                        lc = lc + ContentLoss.Compute(feats[layer], targets.Content[layer]);
-                    }
-
-                    Tensor ls = styleTerms.Loss(feats, device);
-
-                    Tensor ltv = options.TvWeight > 0 ? TotalVariation.Compute(x) : torch.zeros(1, device: device);
-                    if (pixelScale != 1)
-                    {
-                        (lc, ltv) = (lc * pixelScale, ltv * pixelScale);
-                    }
-
-                    Tensor loss = (lc * options.ContentWeight) + (ls * options.StyleWeight) + (ltv * options.TvWeight);
-                    if (options.TvChromaWeight > 0)
-                    {
-                        // In the total only; the report's tv is the plain term.
-                        loss = loss + (TotalVariation.ComputeChroma(x) * (options.TvChromaWeight * pixelScale));
-                    }
-
-                    loss = pixelLoss is null ? loss : loss + pixelLoss(x);
-
-                    loss.backward();
-
-                    // One host sync per evaluation: the numbers are needed for the NaN check and the report.
-                    using Tensor parts = torch.cat([loss.reshape(1), lc.reshape(1), ls.reshape(1), ltv.reshape(1)]).to(ScalarType.Float64).to(torch.CPU);
-                    double[] v = parts.data<double>().ToArray();
-                    (total, c, s, tv) = (v[0], v[1], v[2], v[3]);
-                    recent[evaluations % recent.Length] = (evaluations, total, c, s, tv);
-                    return total;
-                }
-
-                if (lbfgs != null)
-                {
-                    // Reported: the losses of the point the iteration started from, which a line
-                    // search may have evaluated during the previous iteration.
-                    lbfgs.Step(Closure);
-                    var e = recent[lbfgs.StartEvaluation % recent.Length];
-                    if (e.Ordinal == lbfgs.StartEvaluation)
-                    {
-                        (total, c, s, tv) = (e.Total, e.Content, e.Style, e.Tv);
-                    }
-                }
-                else
-                {
-                    Closure();
-                    adam!.step();
-                }
-            }
-
-            if (!double.IsFinite(total))
-            {
-                throw StyleTransferException.Named(
-                    $"the loss became {total} at iteration {global}; no image was written (try a smaller {Opt.StyleWeight} or {Opt.LearningRate}, or {Opt.Optimizer.Is("adam")})",
-                    FailureKind.Diverged);
-            }
-
-            var report = new IterationReport(global, stage.TotalIterations, total, c, s, tv, Elapsed(), evaluationsBefore + evaluations, stage.Scale + 1, stage.Scales);
-            history.Add(report);
-            progress?.Report(report);
-            if (device.type == DeviceType.CPU && (i == stage.StartIteration + 1 || global % 10 == 0) && TrimMemory)
-            {
-                TorchRuntime.ReleaseFreedMemory();
-            }
-
-            if (options.SaveEvery > 0 && global % options.SaveEvery == 0 && global < stage.TotalIterations)
-            {
-                if (snapshot != null)
-                {
-                    using Tensor snap = x.detach().clamp(0, 1).to(torch.CPU);
-                    snapshot(global, snap);
-                }
-
-                WriteCheckpoint(i);
-            }
-        }
-
+        bool cancelled = loop.Run(objective, observers, cancellation);
         Tensor image = keepRaw ? x.detach().clone() : x.detach().clamp(0, 1).to(torch.CPU);
         if (!keepRaw && !torch.isfinite(image).all().item<bool>())
         {
@@ -582,40 +430,7 @@ internal static class Stylizer
             throw new StyleTransferException("the image holds NaN or infinite values; no image was written", FailureKind.Diverged);
         }
 
-        return new StylizeResult(image, history, seed, cancelled);
-
-        // The state after iteration i of this scale: enough to continue exactly (L-BFGS) or from the image (Adam).
-        void WriteCheckpoint(int i)
-        {
-            if (stage.Checkpoint is null)
-            {
-                return;
-            }
-
-            using Tensor img = x.detach().to(torch.CPU).clone();
-            using LbfgsState? state = lbfgs?.ExportState();
-            double[]? startLosses = null;
-            if (state?.CurrentOrdinal is { } o && recent[o % recent.Length].Ordinal == o)
-            {
-                var e = recent[o % recent.Length];
-                startLosses = [e.Total, e.Content, e.Style, e.Tv];
-            }
-
-            var ck = new Checkpoint
-            {
-                Scale = stage.Scale,
-                ScaleIteration = i,
-                Iteration = stage.IterationsBefore + i,
-                Seed = seed,
-                Seconds = Elapsed().TotalSeconds,
-                Evaluations = evaluationsBefore + evaluations,
-                Options = stage.SavedOptions ?? options,
-                Image = img,
-                Lbfgs = state,
-                StartLosses = startLosses,
-            };
-            stage.Checkpoint(ck);
-        }
+        return new StylizeResult(image, loop.History, stage.Seed, cancelled);
     }
 
     /// <summary>The memory plan at one scale of a stylize run (CPU only; refuses when nothing fits).</summary>
@@ -641,9 +456,6 @@ internal static class Stylizer
         list.Add(t);
         return t;
     }
-
-    /// <summary>Collect garbage and return freed heap memory to the OS after the first and every 10th iteration on the CPU (STYLIZE_MALLOC_TRIM=0 turns it off, for measurements).</summary>
-    private static readonly bool TrimMemory = Environment.GetEnvironmentVariable("STYLIZE_MALLOC_TRIM") != "0";
 
     /// <summary>The content layers that take part: none when α is 0.</summary>
     public static IReadOnlyList<string> ActiveContentLayers(StyleTransferOptions options) => options.ContentWeight > 0 ? options.ContentLayers : [];
