@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
+using StyleTransfer.Formats;
 using StyleTransfer.Networks;
 
 namespace StyleTransfer.Models;

@@ -1,4 +1,5 @@
 using StyleTransfer.Diagnostics;
+using StyleTransfer.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -79,7 +80,7 @@ internal sealed class AlexNet : IFeatureNetwork
             long inChannels = 3;
             for (int k = 0; k < ConvIndices.Length; k++)
             {
-                FoldedConv c = reader.ConvWithBias($"features.{ConvIndices[k]}", inChannels, Kernels[k]);
+                FoldedConv c = new(reader.ConvWithBias($"features.{ConvIndices[k]}", inChannels, Kernels[k]));
                 convs.Add(c);
                 inChannels = c.OutChannels;
             }

@@ -1,3 +1,4 @@
+using StyleTransfer.Formats;
 using static TorchSharp.torch;
 
 namespace StyleTransfer.Networks;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using StyleTransfer.Diagnostics;
+using StyleTransfer.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace StyleTransfer.Networks;
+namespace StyleTransfer.Formats;
 
 /// <summary>
 /// The parts of an ONNX model (onnx.proto3: ModelProto, GraphProto, NodeProto, AttributeProto,
