@@ -11,7 +11,7 @@ namespace StyleTransfer.Tests;
 /// </summary>
 public sealed class OnnxFormatTests : CliImagesTest
 {
-    public static TheoryData<string, string?> Cases() => new()
+    public static TheoryData<string, string> Cases() => new()
     {
         // The shape needs 4 MB, the data is 16 bytes.
         { "dims exceed raw_data", "tensor 'w' has 16 bytes of data, but its shape [1000,1000] needs 1000000 elements of 4 bytes" },
@@ -21,33 +21,22 @@ public sealed class OnnxFormatTests : CliImagesTest
         { "bad dims in an attribute tensor", "tensor 'c' has 16 bytes of data, but its shape [1000,1000] needs 1000000 elements of 4 bytes" },
         { "no graph", "the model has no graph" },
 
-        // Messages of Google.Protobuf: asserted to be one line between the file's prefix and suffix.
-        { "huge declared length", null },
-        { "huge declared length in a tensor", null },
-        { "groups nested 1000 deep", null },
+        // Google.Protobuf's first sentence: the graph's 2 GB are not there (its first missing byte reads as tag 0); nor are the tensor's; the recursion limit.
+        { "huge declared length", "Protocol message contained an invalid tag (zero)" },
+        { "huge declared length in a tensor", "While parsing a protocol message, the input ended unexpectedly in the middle of a field" },
+        { "groups nested 1000 deep", "Protocol message had too many levels of nesting" },
     };
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void AHostileOnnxIsRefusedWithOneLine(string name, string? reason)
+    public void AHostileOnnxIsRefusedWithOneLine(string name, string reason)
     {
         string path = dir.File("hostile.onnx");
         File.WriteAllBytes(path, Make(name));
         string output = dir.File("out.png");
         (int code, string stdout, string stderr) = CliRun.WithDefaults([content, style, "--network", "resnet18", "--weights", path, "-o", output], ("--size", "32"), ("-n|--iterations", "1"), ("--threads", "1"));
         Assert.Equal(CliApp.ExitBadInput, code);
-        string prefix = $"error: ONNX model '{path}' could not be parsed (";
-        string suffix = "); is it a complete .onnx file?" + Environment.NewLine;
-        if (reason != null)
-        {
-            Assert.Equal(prefix + reason + suffix, stderr);
-        }
-        else
-        {
-            Assert.StartsWith(prefix, stderr);
-            Assert.EndsWith(suffix, stderr);
-            Assert.DoesNotContain('\n', stderr.TrimEnd('\n', '\r'));
-        }
+        Assert.Equal($"error: ONNX model '{path}' could not be parsed ({reason}); is it a complete .onnx file?" + Environment.NewLine, stderr);
 
         Assert.False(File.Exists(output), stdout);
     }

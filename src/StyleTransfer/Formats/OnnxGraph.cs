@@ -60,7 +60,7 @@ internal sealed class OnnxModel
         }
         catch (Exception e) when (e is InvalidDataException or InvalidProtocolBufferException or DecoderFallbackException)
         {
-            throw new StyleTransferException($"ONNX model '{path}' could not be parsed ({OneLine(e.Message)}); is it a complete .onnx file?", e);
+            throw new StyleTransferException($"ONNX model '{path}' could not be parsed ({Reason(e)}); is it a complete .onnx file?", e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -96,7 +96,12 @@ internal sealed class OnnxModel
         return new OnnxModel(proto.IrVersion, $"{proto.ProducerName} {proto.ProducerVersion}".Trim(), opsets, graph);
     }
 
-    private static string OneLine(string message) => string.Join(" ", message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries));
+    /// <summary>The exception's message on one line; of Google.Protobuf's, the first sentence (the rest is advice to programmers).</summary>
+    private static string Reason(Exception e)
+    {
+        string message = string.Join(" ", e.Message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries));
+        return e is InvalidProtocolBufferException ? message.Split(".  ")[0].TrimEnd('.') : message;
+    }
 }
 
 /// <summary>A GraphProto: nodes in topological order, initializers, inputs and outputs.</summary>
