@@ -1,6 +1,7 @@
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Jpeg;
 using StyleTransfer.Cli;
+using StyleTransfer.Formats;
 using StyleTransfer.Networks;
 using Xunit.Abstractions;
 

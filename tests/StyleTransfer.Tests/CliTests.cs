@@ -221,7 +221,7 @@ public sealed class CliTests : CliImagesTest
     [Fact]
     public void WeightsNotFoundInTheHubCache()
     {
-        if (Networks.WeightLocator.Find(null, Networks.Vgg19.WeightsFileName) != null)
+        if (Formats.WeightLocator.Find(null, Networks.Vgg19.WeightsFileName) != null)
         {
             return; // This machine has real VGG-19 weights: the not-found path cannot be exercised here.
         }

@@ -161,7 +161,7 @@ public sealed class HighResolutionTests : CliImagesTest
             int length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(at));
             if (png.AsSpan(at + 4, 4).SequenceEqual("iCCP"u8))
             {
-                Assert.Equal(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(at + 8 + length)), Networks.ZipPthFile.Crc32(png.AsSpan(at + 4, length + 4)));
+                Assert.Equal(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(at + 8 + length)), Formats.ZipPthFile.Crc32(png.AsSpan(at + 4, length + 4)));
                 int name = Array.IndexOf(png, (byte)0, at + 8);
                 using var z = new System.IO.Compression.ZLibStream(new MemoryStream(png, name + 2, at + 8 + length - name - 2), System.IO.Compression.CompressionMode.Decompress);
                 using var profile = new MemoryStream();

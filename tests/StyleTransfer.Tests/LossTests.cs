@@ -1,3 +1,4 @@
+using StyleTransfer.Formats;
 using StyleTransfer.Losses;
 using StyleTransfer.Networks;
 using StyleTransfer.Optimization;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using StyleTransfer.Cli;
+using StyleTransfer.Formats;
 using StyleTransfer.Networks;
 using StyleTransfer.Optimization;
 using TorchSharp;

@@ -176,7 +176,7 @@ internal static class PrintOutput
         png.AsSpan(0, ihdrEnd).CopyTo(result);
         BinaryPrimitives.WriteUInt32BigEndian(result.AsSpan(ihdrEnd), (uint)(chunk.Length - 4));
         chunk.CopyTo(result, ihdrEnd + 4);
-        BinaryPrimitives.WriteUInt32BigEndian(result.AsSpan(ihdrEnd + 4 + chunk.Length), Networks.ZipPthFile.Crc32(chunk));
+        BinaryPrimitives.WriteUInt32BigEndian(result.AsSpan(ihdrEnd + 4 + chunk.Length), Formats.ZipPthFile.Crc32(chunk));
         png.AsSpan(ihdrEnd).CopyTo(result.AsSpan(ihdrEnd + 8 + chunk.Length));
         return result;
     }

@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
+using StyleTransfer.Formats;
 using StyleTransfer.Networks;
 
 namespace StyleTransfer.Models;
@@ -53,8 +54,6 @@ public sealed class ModelDownloader : IDisposable
 
     private const int BufferSize = 1 << 16;
 
-    private const long MiB = 1 << 20;
-
     private readonly HttpClient client;
     private readonly TimeSpan stallTimeout;
 
@@ -86,14 +85,9 @@ public sealed class ModelDownloader : IDisposable
     }
 
     /// <summary>The files this downloader knows: torchvision's IMAGENET1K_V1 weights of the networks stylize can use.</summary>
-    /// <remarks>Size bounds: the published sizes (548.1, 233.1, 49.7, 97.8 MiB) and about 2 % to spare.</remarks>
+    /// <remarks>Size bounds: <see cref="NetworkSpec.DownloadBytes"/>.</remarks>
     public static IReadOnlyList<ModelFile> Known { get; } =
-    [
-        new("vgg19", Vgg19.WeightsFileName, 560 * MiB),
-        new("alexnet", AlexNet.WeightsFileName, 240 * MiB),
-        new("googlenet", GoogLeNet.WeightsFileName, 52 * MiB),
-        new("resnet50", ResNet50.WeightsFileName, 100 * MiB),
-    ];
+        [.. NetworkSpecs.All.Where(s => s.DownloadBytes > 0).Select(s => new ModelFile(s.Name, s.WeightsFileName!, s.DownloadBytes))];
 
     /// <summary>Tests only: the hub folder to use instead of the environment's (per async flow).</summary>
     internal static readonly AsyncLocal<string?> HubFolderForTests = new();
@@ -123,8 +117,8 @@ public sealed class ModelDownloader : IDisposable
             return file;
         }
 
-        return string.Equals(network, "resnet18", StringComparison.OrdinalIgnoreCase)
-            ? throw new StyleTransferException($"resnet18 comes with stylize: nothing to download (downloadable: {names})")
+        return NetworkSpecs.All.FirstOrDefault(s => s.WeightsFileName == null && string.Equals(s.Name, network, StringComparison.OrdinalIgnoreCase)) is { } bundled
+            ? throw new StyleTransferException($"{bundled.Name} comes with stylize: nothing to download (downloadable: {names})")
             : throw new StyleTransferException($"unknown network '{network}' (downloadable: {names})");
     }
 

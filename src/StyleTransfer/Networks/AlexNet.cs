@@ -1,3 +1,4 @@
+using StyleTransfer.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -78,7 +79,7 @@ internal sealed class AlexNet : IFeatureNetwork
             long inChannels = 3;
             for (int k = 0; k < ConvIndices.Length; k++)
             {
-                FoldedConv c = reader.ConvWithBias($"features.{ConvIndices[k]}", inChannels, Kernels[k]);
+                FoldedConv c = new(reader.ConvWithBias($"features.{ConvIndices[k]}", inChannels, Kernels[k]));
                 convs.Add(c);
                 inChannels = c.OutChannels;
             }

@@ -1,3 +1,4 @@
+using StyleTransfer.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -118,7 +119,7 @@ internal sealed class GoogLeNet : IFeatureNetwork
         var owned = new List<FoldedConv>();
         FoldedConv Basic(string name, long inChannels, long kernel)
         {
-            FoldedConv c = reader.ConvBn(name + ".conv", name + ".bn", inChannels, kernel, BatchNormEps);
+            FoldedConv c = new(reader.ConvBn(name + ".conv", name + ".bn", inChannels, kernel, BatchNormEps));
             owned.Add(c);
             return c;
         }

@@ -54,7 +54,7 @@ internal sealed class MixedPrecisionNetwork : FeatureNetworkWrapper
     };
 
     /// <summary>
-    /// Whether channels-last is used: for VGG-19 on the CPU, where it was measured 14 % faster at
+    /// Whether channels-last is used (<see cref="NetworkSpec.ChannelsLastOnCpu"/>): for VGG-19 on the CPU, where it was measured 14 % faster at
     /// 512 px in fp32 and 16 % in bf16; ResNet-18 was measured 12 % slower (its iterations are short
     /// and the extra layout copies count), the other networks and CUDA were not measured and keep
     /// libtorch's default layout (docs/performance.md). STYLIZE_CHANNELS_LAST=0 or 1 overrides.
@@ -67,7 +67,7 @@ internal sealed class MixedPrecisionNetwork : FeatureNetworkWrapper
         {
             "0" => false,
             "1" => true,
-            _ => device.type == DeviceType.CPU && network == "vgg19",
+            _ => device.type == DeviceType.CPU && NetworkSpecs.Find(network)?.ChannelsLastOnCpu == true,
         };
 
     /// <summary><paramref name="net"/> itself for fp32 in the default layout, else wrapped (and owned).</summary>

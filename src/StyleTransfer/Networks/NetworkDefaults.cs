@@ -86,14 +86,7 @@ internal sealed record NetworkDefaults
     public int StyleAnchor { get; init; }
 
     /// <summary>The defaults of <paramref name="network"/>; VGG-19's (the paper's) for a name that is not known (<see cref="StyleTransferOptions.Validate()"/> refuses it).</summary>
-    public static NetworkDefaults For(string? network) => network switch
-    {
-        "resnet18" => ResNet18,
-        "alexnet" => AlexNet,
-        "googlenet" => GoogLeNet,
-        "resnet50" => ResNet50,
-        _ => Vgg19,
-    };
+    public static NetworkDefaults For(string? network) => NetworkSpecs.Find(network)?.Defaults ?? Vgg19;
 
     /// <summary>ResNet-18's first recipe (SWAG softmax T = 10, relative style terms, content init, line search, 200 iterations) with a network's own layers and β.</summary>
     private static NetworkDefaults Torchvision(IReadOnlyList<string> content, IReadOnlyList<string> style, double styleWeight) => new()

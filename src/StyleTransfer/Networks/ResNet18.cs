@@ -1,4 +1,5 @@
 using System.Globalization;
+using StyleTransfer.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;

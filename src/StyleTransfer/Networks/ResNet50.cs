@@ -1,4 +1,5 @@
 using System.Globalization;
+using StyleTransfer.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -86,7 +87,7 @@ internal sealed class ResNet50 : IFeatureNetwork
         var owned = new List<FoldedConv>();
         FoldedConv ConvBn(string conv, string bn, long inChannels, long kernel)
         {
-            FoldedConv c = reader.ConvBn(conv, bn, inChannels, kernel, BatchNormEps);
+            FoldedConv c = new(reader.ConvBn(conv, bn, inChannels, kernel, BatchNormEps));
             owned.Add(c);
             return c;
         }

@@ -1,3 +1,4 @@
+using StyleTransfer.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace StyleTransfer.Networks;
+namespace StyleTransfer.Formats;
 
 /// <summary>Reads a PyTorch state dict from a .pth (zip pickle) or .safetensors file.</summary>
 internal static class StateDictFile

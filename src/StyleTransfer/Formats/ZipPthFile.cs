@@ -1,7 +1,7 @@
 using System.IO.Compression;
 using static TorchSharp.torch;
 
-namespace StyleTransfer.Networks;
+namespace StyleTransfer.Formats;
 
 /// <summary>
 /// Reads state dicts in <c>torch.save</c>'s zip format (PyTorch 1.6 and later): <c>NAME/data.pkl</c>,

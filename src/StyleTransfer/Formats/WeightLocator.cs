@@ -1,4 +1,4 @@
-namespace StyleTransfer.Networks;
+namespace StyleTransfer.Formats;
 
 /// <summary>
 /// Finds pretrained weights where PyTorch users already have them: an explicit path first, then

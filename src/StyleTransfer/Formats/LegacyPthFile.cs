@@ -5,7 +5,7 @@ using System.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace StyleTransfer.Networks;
+namespace StyleTransfer.Formats;
 
 /// <summary>
 /// Reads state dicts that <c>torch.save</c> wrote before PyTorch 1.6 made the zip format the
