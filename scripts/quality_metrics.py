@@ -9,10 +9,11 @@ Computes the same two noise measures with numpy/scipy/PIL:
     radius 3 (7 taps, normalised), edges replicated.
 Images are first scaled to --size long edge with PIL's LANCZOS (stylize uses ImageSharp's
 Lanczos-3, so resized images agree closely, not exactly; the same pixels agree to the printed
-3 decimals). JPEGs with 4:2:0 chroma are decoded differently: PIL (libjpeg) interpolates the
-chroma, ImageSharp 2.1 repeats it per 2x2 block, which raises the speckle (starry_night.jpg at
-1024 px: 2.20 here, 3.62 in stylize). stylize's own outputs (PNG, or JPEG at quality 95, 4:4:4)
-are not affected.
+3 decimals). JPEGs with 4:2:0 chroma: PIL (libjpeg) interpolates the chroma; ImageSharp 2.1
+repeats it per 2x2 block, and stylize then re-interpolates it as libjpeg does (JpegChroma), so the
+two agree closely, not exactly (starry_night.jpg at 1024 px: speckle 2.20 here, 2.02 in stylize;
+3.62 before stylize interpolated). stylize's own outputs (PNG, or JPEG at quality 95, 4:4:4) are
+not affected.
 
 usage: /usr/bin/python3 scripts/quality_metrics.py [--size 512] IMAGE [IMAGE ...]
 """

@@ -126,8 +126,21 @@ public static class TorchRuntime
         }
 
         EnsureLoaded();
-        torch.set_num_threads(threads ?? Environment.ProcessorCount);
+        int wanted = threads ?? Environment.ProcessorCount;
+
+        // Only when it changes, and one caller at a time: libtorch rebuilds its thread pools on
+        // every call, which is not safe while another thread of this process computes with them
+        // (the tests, the web app and batch run stylisations on several threads).
+        lock (ThreadsLock)
+        {
+            if (torch.get_num_threads() != wanted)
+            {
+                torch.set_num_threads(wanted);
+            }
+        }
     }
+
+    private static readonly object ThreadsLock = new();
 
     /// <summary>
     /// Hands memory that is no longer used back to the operating system. First a full garbage

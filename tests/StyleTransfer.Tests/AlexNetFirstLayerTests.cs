@@ -16,7 +16,7 @@ public sealed class AlexNetFirstLayerTests
     public AlexNetFirstLayerTests()
     {
         TorchRuntime.EnsureLoaded();
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
     }
 
     [Theory]

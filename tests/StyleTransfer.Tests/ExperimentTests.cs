@@ -270,7 +270,7 @@ public sealed class ExperimentTests(ITestOutputHelper output)
 
     private static Vgg19 Load()
     {
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         return Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg);
     }
 

@@ -17,7 +17,7 @@ public sealed class ObjectiveTests
     [Fact]
     public void PartsSumToTheTotalAndEqualTheFiguresOfTheLoopBeforeTheObjective()
     {
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         using Vgg19 net = Vgg19.Load(TestPaths.NarrowPth, Case.Pooling);
         using Tensor content = TestImages.SceneTensor(32, 24), style = TestImages.StripesTensor(24, 24);
         using Targets targets = Targets.Compute(net, content, Stylizer.ActiveContentLayers(Case), [style], Stylizer.ActiveStyleLayers(Case), Case.FeatureTransform, Case.SoftmaxTemperature);
@@ -44,7 +44,7 @@ public sealed class ObjectiveTests
     [Fact]
     public void APixelTermIsAPartOfItsOwn()
     {
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         StyleTransferOptions o = Case with { TvChromaWeight = 0 };
         using Vgg19 net = Vgg19.Load(TestPaths.NarrowPth, o.Pooling);
         using Tensor content = TestImages.SceneTensor(32, 24), style = TestImages.StripesTensor(24, 24);
@@ -181,7 +181,7 @@ public sealed class ObjectiveTests
 
     private static StylizeResult Run(StyleTransferOptions options)
     {
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         using Vgg19 net = Vgg19.Load(TestPaths.NarrowPth, options.Pooling);
         using Tensor content = TestImages.SceneTensor(32, 24), style = TestImages.StripesTensor(24, 24);
         return Stylizer.Run(content, style, net, options);

@@ -21,7 +21,7 @@ public sealed class ParityTests : IDisposable
     public ParityTests()
     {
         TorchRuntime.EnsureLoaded();
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         reference = Safetensors.LoadStateDict(TestPaths.Reference);
     }
 

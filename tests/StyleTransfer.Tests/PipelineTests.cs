@@ -134,7 +134,7 @@ public sealed class PipelineTests(ITestOutputHelper output)
     public void ZeroPaddingIsTheUnchangedNetworkAndReplicateChangesOnlyTheBorder()
     {
         TorchRuntime.EnsureLoaded();
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         using Tensor image = TestImages.SceneTensor(64, 48);
         (string model, string preprocess) = ResNet18.ResolvePaths(null);
         var cases = new (Func<IFeatureNetwork> Load, string Tap, int Kernel, int Stride, int Pad)[]
@@ -304,7 +304,7 @@ public sealed class PipelineTests(ITestOutputHelper output)
     public void TwoBlendedStylesWithAMaskRunThroughColourPreservationAndTwoScales()
     {
         TorchRuntime.EnsureLoaded();
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         using Vgg19 net = Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg);
         using Tensor content = TestImages.SceneTensor(64, 43), stripes = TestImages.StripesTensor(48, 48);
         using Tensor rotated = stripes.transpose(2, 3).contiguous();
@@ -321,7 +321,7 @@ public sealed class PipelineTests(ITestOutputHelper output)
     private static StylizeResult RunVgg(StyleTransferOptions options, IProgress<IterationReport>? progress = null, Action<Checkpoint>? checkpoint = null, Checkpoint? resume = null, CancellationToken cancellation = default)
     {
         TorchRuntime.EnsureLoaded();
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         using Vgg19 net = Vgg19.Load(TestPaths.NarrowPth, options.Pooling);
         using Tensor content = TestImages.SceneTensor(64, 43), style = TestImages.StripesTensor(48, 48);
         return Stylizer.Run(content, style, net, options, progress, cancellation, checkpoint: checkpoint, resume: resume);

@@ -15,7 +15,7 @@ public sealed class PrecisionTests
     public PrecisionTests()
     {
         TorchRuntime.EnsureLoaded();
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
     }
 
     [Fact]
@@ -134,7 +134,7 @@ public sealed class DefaultRecipeMemoryTests
     public void LiveTensorCountStaysFlatOnceTheLbfgsHistoryIsFull(Precision precision)
     {
         TorchRuntime.EnsureLoaded();
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         StyleTransferOptions options = NetworkFactory.DefaultOptions("resnet18") with { Size = 48, Iterations = 25, LbfgsHistory = 4, Seed = 3, Precision = precision };
         using IFeatureNetwork net = NetworkFactory.Create(options.Validate(), torch.CPU);
         using Tensor content = TestImages.SceneTensor(48, 32), style = TestImages.StripesTensor(40, 40);

@@ -12,7 +12,7 @@ public sealed class ResNet18Fixture : IDisposable
     public ResNet18Fixture()
     {
         TorchRuntime.EnsureLoaded();
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         (ModelPath, PreprocessPath) = ResNet18.ResolvePaths(null);
         Network = ResNet18.Load(ModelPath, PreprocessPath);
         ModelBytes = File.ReadAllBytes(ModelPath);
@@ -49,7 +49,7 @@ public sealed class ResNet18Tests : IClassFixture<ResNet18Fixture>
         this.fixture = fixture;
         this.output = output;
         TorchRuntime.EnsureLoaded();
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
     }
 
     private ResNet18 Net => fixture.Network;

@@ -16,7 +16,7 @@ public sealed class StyleBlendTests : IDisposable
     public StyleBlendTests()
     {
         TorchRuntime.EnsureLoaded();
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         net = Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg);
         content = TestImages.SceneTensor(48, 32);
         stripes = TestImages.StripesTensor(40, 40);

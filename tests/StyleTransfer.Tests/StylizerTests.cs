@@ -145,7 +145,7 @@ public sealed class StylizerTests
 
     internal static StylizeResult Run(StyleTransferOptions options, IProgress<IterationReport>? progress = null, Action<int, Tensor>? snapshot = null, CancellationToken cancellation = default, int width = 64, int height = 43)
     {
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         using Vgg19 net = Vgg19.Load(TestPaths.NarrowPth, options.Pooling);
         using Tensor content = TestImages.SceneTensor(width, height), style = TestImages.StripesTensor(48, 48);
         return Stylizer.Run(content, style, net, options, progress, cancellation, snapshot);

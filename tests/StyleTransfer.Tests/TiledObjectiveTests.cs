@@ -21,7 +21,7 @@ public sealed class TiledObjectiveTests
     {
         this.output = output;
         TorchRuntime.EnsureLoaded();
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
     }
 
     [Fact]

@@ -28,7 +28,7 @@ public sealed class TorchvisionNetworkTests
     {
         this.output = output;
         TorchRuntime.EnsureLoaded();
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
     }
 
     public static string NarrowWeights(string network) => TestPaths.Fixture($"{network}_narrow.pth");

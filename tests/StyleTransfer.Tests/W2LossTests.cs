@@ -105,7 +105,7 @@ public sealed class W2LossTests
     public void BlendedGaussianIsTheFitOfThePooledFeatures()
     {
         // Blending with weights proportional to the positions is the fit of both maps' positions together.
-        torch.set_num_threads(2);
+        TorchRuntime.SetThreads(2);
         using var scope = torch.NewDisposeScope();
         using Vgg19 net = Vgg19.Load(TestPaths.NarrowPth, PoolingMode.Avg);
         Tensor a = TestImages.StripesTensor(32, 32), b = TestImages.SceneTensor(48, 32);
