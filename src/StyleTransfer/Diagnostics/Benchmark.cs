@@ -25,7 +25,7 @@ namespace StyleTransfer.Diagnostics;
 /// <param name="RssAt500Mb">The same after iteration 500 (runs of 500 or more): issue 6's "flat" compares it with <paramref name="RssAt50Mb"/>.</param>
 internal sealed record BenchResult(string Network, int Size, int Iterations, double MedianMs, double MinMs, double Gflop, double Gflops, double PeakFraction, double PeakGflops, long RssMb, string Device = "cpu", Precision Precision = Precision.Fp32, long? RssAt50Mb = null, long? RssAt150Mb = null, long? RssAt500Mb = null)
 {
-    /// <summary>With --tiles: the memory plan at this size, " tile=1024+128 history=8" or " tile=off history=100".</summary>
+    /// <summary>With --tiles: the memory plan at this size, " tile=768+128 history=10" or " tile=off history=100".</summary>
     public string? Tiling { get; init; }
 
     /// <summary>One machine-readable line: <c>bench vgg19 512 ms=… gflops=… peak_frac=… rss_mb=…</c>.</summary>
