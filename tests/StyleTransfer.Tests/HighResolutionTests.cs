@@ -42,9 +42,9 @@ public sealed class HighResolutionTests : CliImagesTest
         StyleTransferOptions o = NetworkFactory.DefaultOptions("resnet18") with { Size = 3840, MaxMemory = 8L << 30 };
         long stylePixels = 5760L * 4320;
         MemoryPlan plan = MemoryBudget.Require(o, 2880, 3840, stylePixels, canTile: true);
-        Assert.Equal((768, 128, 10), (plan.Tile, plan.Halo, plan.History));
+        Assert.Equal((1024, 128, 8), (plan.Tile, plan.Halo, plan.History));
         Assert.InRange(plan.Estimate, 6L << 30, 8L << 30);
-        Assert.Equal($"memory: budget 8.0 GB (--max-memory); 768 px tiles (+128 px halo), L-BFGS history 10 (of 100); estimated peak {MemoryBudget.Format(plan.Estimate)}", plan.Describe());
+        Assert.Equal($"memory: budget 8.0 GB (--max-memory); 1024 px tiles (+128 px halo), L-BFGS history 8 (of 100); estimated peak {MemoryBudget.Format(plan.Estimate)}", plan.Describe());
 
         // The default run at 512 px is untouched: whole image, the full history.
         MemoryPlan small = MemoryBudget.Require(NetworkFactory.DefaultOptions("resnet18") with { MaxMemory = 8L << 30 }, 384, 512, 768L * 576, canTile: true);
@@ -134,6 +134,51 @@ public sealed class HighResolutionTests : CliImagesTest
         Assert.Equal("TestCam", meta.ExifProfile!.GetValue(ExifTag.Make)!.Value);
     }
 
+    [Theory]
+    [InlineData("out.tiff", 16)]
+    [InlineData("out.tif", 8)]
+    public void TiffCarriesTheContentsExifUpright(string name, int bits)
+    {
+        byte[] icc = MinimalIcc();
+        string jpeg = dir.File("camera.jpg");
+        using (Image<Rgb24> photo = TestImages.Scene(64, 48))
+        {
+            photo.Metadata.IccProfile = new IccProfile(icc);
+            photo.Metadata.ExifProfile = new ExifProfile();
+            photo.Metadata.ExifProfile.SetValue(ExifTag.Orientation, (ushort)6);
+            photo.Metadata.ExifProfile.SetValue(ExifTag.Make, "TestCam");
+            photo.Metadata.ExifProfile.SetValue(ExifTag.DateTimeOriginal, "2024:05:06 07:08:09");
+            photo.Metadata.ExifProfile.SetValue(ExifTag.PixelXDimension, (Number)64u);
+            photo.Metadata.ExifProfile.SetValue(ExifTag.PixelYDimension, (Number)48u);
+            photo.SaveAsJpeg(jpeg);
+        }
+
+        using Tensor loaded = ImageIO.LoadTensor(jpeg, "content image", 64);
+        string output = dir.File(name);
+        PrintOutput.Save(loaded, output, bits, metadataFrom: jpeg);
+        byte[] tiff = File.ReadAllBytes(output);
+
+        // The file's first IFD: the image, upright, with the camera's tags and the ICC profile.
+        Assert.Equal(icc, TiffTag(tiff, 34675));
+        Assert.Equal(1u, TiffValue(tiff, TiffIfd(tiff, 0), 274));
+        Assert.Equal("TestCam", TiffAscii(tiff, TiffIfd(tiff, 0), 271));
+        Assert.Equal((48u, 64u), (TiffValue(tiff, TiffIfd(tiff, 0), 256), TiffValue(tiff, TiffIfd(tiff, 0), 257)));
+
+        // The Exif sub-IFD (tag 34665): the date, and the pixel dimensions of the output.
+        int exifIfd = (int)TiffValue(tiff, TiffIfd(tiff, 0), 34665)!.Value;
+        Assert.Equal("2024:05:06 07:08:09", TiffAscii(tiff, exifIfd, 36867));
+        Assert.Equal((48u, 64u), (TiffValue(tiff, exifIfd, 40962), TiffValue(tiff, exifIfd, 40963)));
+
+        // A TIFF reader sees the same pixels and the same EXIF.
+        using Image<Rgb48> img = Image.Load<Rgb48>(output);
+        Assert.Equal((48, 64), (img.Width, img.Height));
+        Assert.Equal(loaded[0, 1, 10, 20].ToSingle(), img[20, 10].G / 65535.0, bits == 8 ? 0.5 / 255 : 1.0 / 65535);
+        ExifProfile? read = img.Frames.RootFrame.Metadata.ExifProfile ?? img.Metadata.ExifProfile;
+        Assert.NotNull(read);
+        Assert.Equal((ushort)1, read!.GetValue(ExifTag.Orientation)!.Value);
+        Assert.Equal("TestCam", read.GetValue(ExifTag.Make)!.Value);
+    }
+
     [Fact]
     public void SixteenBitJpegIsRefused()
     {
@@ -191,6 +236,54 @@ public sealed class HighResolutionTests : CliImagesTest
         }
 
         return [];
+    }
+
+    /// <summary>The offset of a little-endian TIFF's first IFD (0), or of the next ones.</summary>
+    private static int TiffIfd(byte[] tiff, int index)
+    {
+        int ifd = BitConverter.ToInt32(tiff, 4);
+        for (int k = 0; k < index; k++)
+        {
+            ifd = BitConverter.ToInt32(tiff, ifd + 2 + (12 * BitConverter.ToUInt16(tiff, ifd)));
+        }
+
+        return ifd;
+    }
+
+    /// <summary>A SHORT or LONG tag's single value in the IFD at <paramref name="ifd"/>, or null.</summary>
+    private static uint? TiffValue(byte[] tiff, int ifd, ushort tag)
+    {
+        int n = BitConverter.ToUInt16(tiff, ifd);
+        for (int i = 0; i < n; i++)
+        {
+            int e = ifd + 2 + (12 * i);
+            if (BitConverter.ToUInt16(tiff, e) == tag)
+            {
+                Assert.Equal(1, BitConverter.ToInt32(tiff, e + 4));
+                return BitConverter.ToUInt16(tiff, e + 2) == 3 ? BitConverter.ToUInt16(tiff, e + 8) : BitConverter.ToUInt32(tiff, e + 8);
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>An ASCII tag's text (without its NUL) in the IFD at <paramref name="ifd"/>, or null.</summary>
+    private static string? TiffAscii(byte[] tiff, int ifd, ushort tag)
+    {
+        int n = BitConverter.ToUInt16(tiff, ifd);
+        for (int i = 0; i < n; i++)
+        {
+            int e = ifd + 2 + (12 * i);
+            if (BitConverter.ToUInt16(tiff, e) == tag)
+            {
+                Assert.Equal(2, BitConverter.ToUInt16(tiff, e + 2));
+                int count = BitConverter.ToInt32(tiff, e + 4);
+                int at = count <= 4 ? e + 8 : BitConverter.ToInt32(tiff, e + 8);
+                return System.Text.Encoding.ASCII.GetString(tiff, at, count).TrimEnd('\0');
+            }
+        }
+
+        return null;
     }
 
     /// <summary>An ICC v2 display profile header with no tags: enough for the profile to travel.</summary>

@@ -97,6 +97,38 @@ public sealed class TiledObjectiveTests
     }
 
     [Fact]
+    public void SmallerHalosTradeGradientErrorForSpeed()
+    {
+        // The gradient error of halos below the receptive radius (docs/high-resolution.md's table).
+        StyleTransferOptions options = NetworkFactory.DefaultOptions("resnet18") with { Size = 352, Threads = 2 };
+        using IFeatureNetwork network = NetworkFactory.Create(options, torch.CPU);
+        using Tensor content = TestImages.SceneTensor(352, 288);
+        using Tensor style = TestImages.StripesTensor(400, 320);
+        using Tensor start = MakeStart(content);
+        var (untiledLoss, untiledGrad, targets) = Untiled(network, options, content, style, start);
+        using (targets)
+        using (untiledGrad)
+        {
+            var errors = new List<double>();
+            foreach (int halo in new[] { 0, 16, 32, 48, 64, 80, 96, 112, 128 })
+            {
+                (double loss, Tensor grad, _) = Tiled(network, options, targets, start, 160, halo);
+                using (grad)
+                using (Tensor diff = (untiledGrad - grad).abs())
+                using (Tensor rms = diff.square().mean().sqrt())
+                using (Tensor scale = untiledGrad.square().mean().sqrt())
+                {
+                    errors.Add(RelativeDifference(untiledGrad, grad));
+                    output.WriteLine($"halo {halo,3}: loss {Math.Abs(loss - untiledLoss) / untiledLoss:E2} relative, gradient max {errors[^1]:E2} of the largest, rms {rms.ToDouble() / scale.ToDouble():E2} of the rms");
+                }
+            }
+
+            Assert.True(errors[^1] <= 1e-4, $"halo 128: {errors[^1]:E2}");
+            Assert.True(errors[0] > errors[4] && errors[4] > errors[^1], string.Join(", ", errors.Select(e => e.ToString("E2", System.Globalization.CultureInfo.InvariantCulture))));
+        }
+    }
+
+    [Fact]
     public void TiledRunFollowsTheUntiledRun()
     {
         // The pipeline (tiled targets, L-BFGS, size-invariant weights) with forced tiles: two
@@ -109,6 +141,67 @@ public sealed class TiledObjectiveTests
         using StylizeResult tiled = Stylizer.Run(content, style, network, options with { Tile = 64 });
         double diff = (whole.Image - tiled.Image).abs().max().ToDouble();
         output.WriteLine($"max pixel difference after 2 iterations: {diff:E2}; final loss {whole.History[^1].Total:E6} vs {tiled.History[^1].Total:E6}");
+        Assert.InRange(diff, 0, 1e-4);
+        Assert.Equal(whole.History[^1].Total, tiled.History[^1].Total, whole.History[^1].Total * 1e-4);
+    }
+
+    [Fact]
+    public void StyleAnchorTiledEqualsUntiled()
+    {
+        // The style anchor (its taps on the whole image scaled down inside the graph) beside the
+        // tiles: the anchored terms are taken untiled, their gradient flows back to the full image.
+        StyleTransferOptions plain = NetworkFactory.DefaultOptions("resnet18") with { Size = 352, Threads = 2, StyleAnchor = 160 };
+        using IFeatureNetwork network = NetworkFactory.Create(plain, torch.CPU);
+        (IFeatureNetwork stageNetwork, StyleTransferOptions options) = Stylizer.Anchor(network, plain, 352);
+        using var anchored = Assert.IsType<AnchoredTaps>(stageNetwork);
+        Assert.Equal(2 * plain.StyleLayers.Count, options.StyleLayers.Count);
+        using Tensor content = TestImages.SceneTensor(352, 288);
+        using Tensor style = TestImages.StripesTensor(400, 320);
+        using Tensor start = MakeStart(content);
+        var (untiledLoss, untiledGrad, targets) = Untiled(stageNetwork, options, content, style, start);
+        using (targets)
+        using (untiledGrad)
+        {
+            using (Targets tiledTargets = TiledObjective.ComputeTargets(stageNetwork, options, 160, 128, content, options.ContentLayers, [style], options.StyleLayers))
+            {
+                foreach (string layer in options.StyleLayers)
+                {
+                    AssertClose(targets.Styles[0][layer].Gram, tiledTargets.Styles[0][layer].Gram, 1e-4, $"style Gram {layer}");
+                }
+            }
+
+            (double loss, Tensor grad, int tiles) = Tiled(stageNetwork, options, targets, start, 160, 128);
+            using (grad)
+            {
+                Assert.Equal(6, tiles);
+                output.WriteLine($"anchored, halo 128: loss {untiledLoss:E6} vs {loss:E6}, gradient {RelativeDifference(untiledGrad, grad):E2}");
+                Assert.Equal(untiledLoss, loss, untiledLoss * 1e-4);
+                AssertClose(untiledGrad, grad, 1e-4, "pixel gradient");
+            }
+
+            // The anchor is not a rounding error: without its terms the gradient is another one.
+            (double plainLoss, Tensor plainGrad, int _) = Tiled(network, plain, targets, start, 160, 128);
+            using (plainGrad)
+            {
+                double d = RelativeDifference(untiledGrad, plainGrad);
+                output.WriteLine($"without the anchor: loss {plainLoss:E6}, gradient {d:E2} away");
+                Assert.InRange(d, 1e-2, 10);
+            }
+        }
+    }
+
+    [Fact]
+    public void AnchoredTiledRunFollowsTheUntiledRun()
+    {
+        // Stylizer keeps the anchor on a tiled scale: the same two iterations as untiled.
+        StyleTransferOptions options = NetworkFactory.DefaultOptions("resnet18") with { Size = 224, Iterations = 2, Scales = 1, LineSearch = false, Seed = 1, Threads = 2, StyleAnchor = 128 };
+        using IFeatureNetwork network = NetworkFactory.Create(options, torch.CPU);
+        using Tensor content = TestImages.SceneTensor(224, 192);
+        using Tensor style = TestImages.StripesTensor(224, 192);
+        using StylizeResult whole = Stylizer.Run(content, style, network, options with { Tile = 0 });
+        using StylizeResult tiled = Stylizer.Run(content, style, network, options with { Tile = 64 });
+        double diff = (whole.Image - tiled.Image).abs().max().ToDouble();
+        output.WriteLine($"anchored: max pixel difference after 2 iterations {diff:E2}; final loss {whole.History[^1].Total:E6} vs {tiled.History[^1].Total:E6}");
         Assert.InRange(diff, 0, 1e-4);
         Assert.Equal(whole.History[^1].Total, tiled.History[^1].Total, whole.History[^1].Total * 1e-4);
     }

@@ -13,7 +13,7 @@ namespace StyleTransfer.Imaging;
 /// <summary>
 /// Print-quality output of a stylisation: 8- or 16-bit PNG, 8- or 16-bit TIFF (written here,
 /// uncompressed: ImageSharp 2.1's TIFF encoder stops at 8 bits and writes no ICC profile) and JPEG,
-/// carrying the content image's ICC profile (all formats) and EXIF metadata (PNG and JPEG;
+/// carrying the content image's ICC profile and EXIF metadata (all formats;
 /// orientation normalised to 1, since the pixels were turned upright on reading; the pixel
 /// dimensions updated).
 /// </summary>
@@ -62,7 +62,7 @@ internal static class PrintOutput
         {
             if (IsTiff(path))
             {
-                byte[] data = Tiff(image, bitDepth, source?.IccProfile?.ToByteArray());
+                byte[] data = Tiff(image, bitDepth, source?.IccProfile?.ToByteArray(), source is null ? null : ExifBlock(source, w, h));
                 write = s => s.Write(data);
             }
             else
@@ -144,6 +144,29 @@ internal static class PrintOutput
         to.ResolutionUnits = from.ResolutionUnits;
     }
 
+    /// <summary>
+    /// The EXIF of <paramref name="source"/> as <see cref="CopyMetadata"/> carries it (orientation
+    /// upright, pixel dimensions the output's), serialised as a little-endian TIFF structure (header,
+    /// IFD0 with its Exif and GPS sub-IFDs, offsets from its first byte); null when there is none.
+    /// </summary>
+    public static byte[]? ExifBlock(ImageMetadata source, int width, int height)
+    {
+        if (source.ExifProfile is null)
+        {
+            return null;
+        }
+
+        var copy = new ImageMetadata();
+        CopyMetadata(source, copy, width, height);
+        byte[]? bytes = copy.ExifProfile?.ToByteArray();
+        if (bytes is not null && bytes.AsSpan().StartsWith("Exif\0\0"u8))
+        {
+            bytes = bytes[6..];
+        }
+
+        return bytes is { Length: >= 14 } && bytes.AsSpan().StartsWith("II*\0"u8) ? bytes : null;
+    }
+
     /// <summary>A [1,3,H,W] tensor in [0,1] as 16-bit RGB.</summary>
     public static Image<Rgb48> ToImage48(Tensor image)
     {
@@ -183,9 +206,18 @@ internal static class PrintOutput
 
     /// <summary>
     /// A baseline TIFF: little-endian, one uncompressed strip of interleaved 8- or 16-bit RGB, 72 dpi,
-    /// and the ICC profile (tag 34675) when given. (ImageSharp 2.1 writes neither 16-bit TIFF nor ICC profiles in TIFF.)
+    /// the ICC profile (tag 34675) when given, and the EXIF when given (<see cref="ExifBlock"/>).
+    /// (ImageSharp 2.1 writes neither 16-bit TIFF nor ICC profiles in TIFF.)
     /// </summary>
-    public static byte[] Tiff(Tensor image, int bitDepth, byte[]? icc)
+    /// <remarks>
+    /// With EXIF, the file starts with the EXIF block itself (a TIFF header and IFDs whose offsets
+    /// count from the file's first byte), so its Exif and GPS sub-IFDs and long values stay where
+    /// they point; the image's IFD0 follows it, holding the block's IFD0 entries (the sub-IFD
+    /// pointers, Make, Orientation, ...) merged with the image's own, and the header points to it.
+    /// The block's resolution tags win over the 72 dpi default; its structural tags (size, strips,
+    /// thumbnail, YCbCr) are the image's.
+    /// </remarks>
+    public static byte[] Tiff(Tensor image, int bitDepth, byte[]? icc, byte[]? exif = null)
     {
         ushort[] v = Samples16(image, out int w, out int h);
         if (bitDepth == 8)
@@ -197,9 +229,21 @@ internal static class PrintOutput
         }
 
         int sampleBytes = bitDepth / 8;
+        List<(ushort Tag, ushort Type, uint Count, uint Value)> carried = exif is null ? [] : ExifEntries(exif);
+        uint start = (uint)(exif?.Length ?? 8);
+        start += start % 2;
         var tags = new List<(ushort Tag, ushort Type, uint Count, uint Value)>();
-        int entries = 12 + (icc is null ? 0 : 1);
-        uint ifd = 8, ifdSize = (uint)(2 + (entries * 12) + 4);
+        var own = new HashSet<ushort> { 256, 257, 258, 259, 262, 273, 277, 278, 279, 282, 283, 296 };
+        if (icc is not null)
+        {
+            own.Add(34675);
+        }
+
+        bool carriedResolution = carried.Any(t => t.Tag is 282 or 283);
+        List<(ushort Tag, ushort Type, uint Count, uint Value)> kept = [.. carried.Where(t => !own.Contains(t.Tag) || (carriedResolution && t.Tag is 282 or 283 or 296))];
+        own.ExceptWith(kept.Select(t => t.Tag));
+        int entries = own.Count + kept.Count;
+        uint ifd = start, ifdSize = (uint)(2 + (entries * 12) + 4);
         uint bits = ifd + ifdSize, res = bits + 6, iccAt = res + 16, data = iccAt + (uint)(icc?.Length ?? 0);
         data += data % 2;
         uint bytes = (uint)(v.Length * sampleBytes);
@@ -220,19 +264,25 @@ internal static class PrintOutput
             tags.Add((34675, 7, (uint)icc.Length, iccAt));
         }
 
+        tags = [.. tags.Where(t => own.Contains(t.Tag))];
         var buffer = new byte[data + bytes];
         Span<byte> b = buffer;
+        if (exif is not null)
+        {
+            exif.CopyTo(b);
+        }
+
         "II"u8.CopyTo(b);
         BinaryPrimitives.WriteUInt16LittleEndian(b[2..], 42);
         BinaryPrimitives.WriteUInt32LittleEndian(b[4..], ifd);
-        BinaryPrimitives.WriteUInt16LittleEndian(b[(int)ifd..], (ushort)tags.Count);
+        BinaryPrimitives.WriteUInt16LittleEndian(b[(int)ifd..], (ushort)entries);
         int at = (int)ifd + 2;
-        foreach ((ushort tag, ushort type, uint count, uint value) in tags.OrderBy(t => t.Tag))
+        foreach (((ushort tag, ushort type, uint count, uint value), bool raw) in tags.Select(t => (t, false)).Concat(kept.Select(t => (t, true))).OrderBy(t => t.t.Tag))
         {
             BinaryPrimitives.WriteUInt16LittleEndian(b[at..], tag);
             BinaryPrimitives.WriteUInt16LittleEndian(b[(at + 2)..], type);
             BinaryPrimitives.WriteUInt32LittleEndian(b[(at + 4)..], count);
-            if (type == 3 && count == 1)
+            if (type == 3 && count == 1 && !raw)
             {
                 BinaryPrimitives.WriteUInt16LittleEndian(b[(at + 8)..], (ushort)value);
             }
@@ -271,6 +321,36 @@ internal static class PrintOutput
         }
 
         return buffer;
+    }
+
+    /// <summary>
+    /// The entries of an EXIF block's IFD0 (little-endian TIFF structure), each with its value field
+    /// as the raw 4 bytes; the thumbnail's and the strips' tags, which describe other pixels, left out.
+    /// </summary>
+    private static List<(ushort Tag, ushort Type, uint Count, uint Value)> ExifEntries(byte[] exif)
+    {
+        var result = new List<(ushort, ushort, uint, uint)>();
+        ReadOnlySpan<byte> e = exif;
+        uint ifd = BinaryPrimitives.ReadUInt32LittleEndian(e[4..]);
+        if (ifd < 8 || ifd + 2 > e.Length)
+        {
+            return result;
+        }
+
+        int n = BinaryPrimitives.ReadUInt16LittleEndian(e[(int)ifd..]);
+        for (int i = 0; i < n && ifd + 2 + (12 * (i + 1)) <= e.Length; i++)
+        {
+            ReadOnlySpan<byte> entry = e[((int)ifd + 2 + (12 * i))..];
+            ushort tag = BinaryPrimitives.ReadUInt16LittleEndian(entry);
+            if (tag is 273 or 279 or 513 or 514 or (>= 322 and <= 325) or (>= 529 and <= 532) or 338 or 339 or 317)
+            {
+                continue;
+            }
+
+            result.Add((tag, BinaryPrimitives.ReadUInt16LittleEndian(entry[2..]), BinaryPrimitives.ReadUInt32LittleEndian(entry[4..]), BinaryPrimitives.ReadUInt32LittleEndian(entry[8..])));
+        }
+
+        return result;
     }
 
     /// <summary>Interleaved RGB samples, 0–65535 (clamped, rounded).</summary>

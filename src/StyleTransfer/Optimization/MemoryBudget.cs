@@ -29,7 +29,9 @@ internal sealed record MemoryPlan(long Budget, bool BudgetGiven, int? Tile, int 
 /// whole-image TV term, the inputs), the history, and the network's working memory for the whole
 /// image or one tile with its halo (<see cref="NetworkFactory.EstimateWorkingBytes"/>).
 /// Preference: the whole image with at least <see cref="PreferredHistory"/> pairs; then the largest
-/// tile with that many; then the same with at least 10, 5 and <see cref="MinHistory"/> pairs; else refused.
+/// tile with that many; then the largest tile with at least <see cref="TiledHistory"/>, then
+/// <see cref="MinHistory"/> pairs; else refused. (A larger tile costs less halo per pixel; beyond 5
+/// pairs L-BFGS gains little: docs/high-resolution.md, "Where the time goes".)
 /// </summary>
 internal static class MemoryBudget
 {
@@ -44,6 +46,9 @@ internal static class MemoryBudget
 
     /// <summary>Pairs worth keeping before tiling: beyond about 20 pairs L-BFGS gains little.</summary>
     public const int PreferredHistory = 20;
+
+    /// <summary>Pairs a tiled run keeps before it takes a smaller tile (measured: 5 pairs end 0.3 % above 10, 1.4 % above 100).</summary>
+    public const int TiledHistory = 5;
 
     /// <summary>Tile interiors tried, largest first.</summary>
     public static readonly IReadOnlyList<int> TileLadder = [2048, 1536, 1024, 768, 512, 384, 256];
@@ -115,7 +120,7 @@ internal static class MemoryBudget
         List<int?> candidates = options.Tile is int forced && forced > 0 && canTile
             ? [TileGeometry.RoundUp(forced, align)]
             : [null, .. canTile ? TileLadder.Where(t => t < Math.Max(height, width)) : []];
-        foreach (int least in new[] { PreferredHistory, 10, 5, MinHistory }.Select(n => Math.Min(requested, n)).Distinct())
+        foreach (int least in new[] { PreferredHistory, TiledHistory, MinHistory }.Select(n => Math.Min(requested, n)).Distinct())
         {
             foreach (int? tile in candidates)
             {

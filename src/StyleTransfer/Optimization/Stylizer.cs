@@ -277,11 +277,11 @@ internal static class Stylizer
                 Tensor sk = sks[0];
                 MemoryPlan? plan = PlanFor(network, options, (h, w), sks, masks);
 
-                // The style anchor's extra taps are not accumulated over tiles yet: a tiled scale runs without it.
-                (IFeatureNetwork stageNetwork, StyleTransferOptions stageOptions) = plan?.Tile is null ? Anchor(network, options, Math.Max(h, w)) : (network, options);
+                // The style anchor's taps: a tiled scale takes them untiled, on the image scaled down (TiledObjective).
+                (IFeatureNetwork stageNetwork, StyleTransferOptions stageOptions) = Anchor(network, options, Math.Max(h, w));
                 using var anchored = stageNetwork as AnchoredTaps;
                 using Targets targets = plan?.Tile is int tile
-                    ? TiledObjective.ComputeTargets(network, options, tile, plan.Halo, ck, ActiveContentLayers(options), sks, ActiveStyleLayers(options))
+                    ? TiledObjective.ComputeTargets(stageNetwork, stageOptions, tile, plan.Halo, ck, ActiveContentLayers(stageOptions), sks, ActiveStyleLayers(stageOptions))
                     : Targets.Compute(stageNetwork, ck, ActiveContentLayers(stageOptions), sks, ActiveStyleLayers(stageOptions), options.FeatureTransform, options.SoftmaxTemperature);
                 bool resuming = resume != null && k == first;
                 Tensor? start = resuming

@@ -35,9 +35,18 @@ internal sealed class TiledObjective : IDisposable
     private readonly (int Height, int Width) size;
     private readonly List<Tile> tiles;
     private readonly string[] contentLayers, styleLayers, taps;
+    private readonly double[] styleLayerWeights;
     private readonly IReadOnlyDictionary<string, (int Stride, int Radius)> geometry;
     private readonly Dictionary<string, (Tensor Gram, long Positions)> grams = new(StringComparer.Ordinal);
+    private readonly string[] anchoredLayers;
+    private readonly StyleTerms? anchoredTerms;
 
+    /// <summary>
+    /// The objective over tiles of <paramref name="tile"/> px with <paramref name="halo"/> px around
+    /// each. <paramref name="network"/> may be an <see cref="AnchoredTaps"/> wrapper, with the
+    /// anchored style layers in <paramref name="options"/> (as <see cref="Stylizer.Anchor"/> makes
+    /// them): those terms are evaluated untiled, on the whole image scaled down inside the graph.
+    /// </summary>
     public TiledObjective(IFeatureNetwork network, StyleTransferOptions options, Targets targets, (int Height, int Width) size, int tile, int halo)
     {
         this.network = network;
@@ -45,7 +54,22 @@ internal sealed class TiledObjective : IDisposable
         this.targets = targets;
         this.size = size;
         contentLayers = [.. Stylizer.ActiveContentLayers(options)];
-        styleLayers = [.. Stylizer.ActiveStyleLayers(options)];
+        string[] allStyle = [.. Stylizer.ActiveStyleLayers(options)];
+        IReadOnlyList<double> weights = options.EffectiveStyleLayerWeights;
+        styleLayers = [.. allStyle.Where(l => !IsAnchored(l))];
+        styleLayerWeights = [.. allStyle.Select((l, i) => (l, i)).Where(p => !IsAnchored(p.l)).Select(p => weights[p.i])];
+        anchoredLayers = [.. allStyle.Where(IsAnchored)];
+        if (anchoredLayers.Length > 0)
+        {
+            if (network is not AnchoredTaps)
+            {
+                throw new ArgumentException("anchored style layers need an AnchoredTaps network", nameof(network));
+            }
+
+            double[] anchoredWeights = [.. allStyle.Select((l, i) => (l, i)).Where(p => IsAnchored(p.l)).Select(p => weights[p.i])];
+            anchoredTerms = StyleTerms.Build(targets, anchoredLayers, options with { StyleLayers = anchoredLayers, StyleLayerWeights = anchoredWeights }, size, null, network.Device);
+        }
+
         taps = [.. contentLayers.Union(styleLayers)];
         geometry = TileGeometry.Taps(network.Name) ?? throw new StyleTransferException(Unsupported(options, false) ?? "tiling unsupported");
         (int align, _) = TileGeometry.For(network.Name, taps, options.AntiAlias);
@@ -60,6 +84,9 @@ internal sealed class TiledObjective : IDisposable
             }
         }
     }
+
+    /// <summary>Whether <paramref name="layer"/> is a style anchor's tap (<see cref="AnchoredTaps"/>).</summary>
+    public static bool IsAnchored(string layer) => layer.EndsWith(AnchoredTaps.Suffix, StringComparison.Ordinal);
 
     /// <summary>The tiles of the output (for reports and tests).</summary>
     public IReadOnlyList<Tile> Tiles => tiles;
@@ -92,6 +119,8 @@ internal sealed class TiledObjective : IDisposable
     public static Targets ComputeTargets(IFeatureNetwork network, StyleTransferOptions options, int tile, int halo, Tensor? content, IReadOnlyList<string> contentLayers, IReadOnlyList<Tensor> styles, IReadOnlyList<string> styleLayers)
     {
         var geometry = TileGeometry.Taps(network.Name) ?? throw new StyleTransferException(Unsupported(options, false) ?? "tiling unsupported");
+        string[] anchored = [.. styleLayers.Where(IsAnchored)];
+        styleLayers = [.. styleLayers.Where(l => !IsAnchored(l))];
         (int align, _) = TileGeometry.For(network.Name, contentLayers.Union(styleLayers), options.AntiAlias);
         bool softmax = options.FeatureTransform == FeatureTransformKind.Softmax;
         double temperature = options.SoftmaxTemperature;
@@ -139,6 +168,24 @@ internal sealed class TiledObjective : IDisposable
                 finally
                 {
                     DisposeAll(sums.Values);
+                }
+            }
+
+            if (anchored.Length > 0)
+            {
+                // The anchor's taps see the style image scaled down (inside the wrapper): small enough to take whole.
+                if (styleStats.Count == 0)
+                {
+                    styleStats.AddRange(styles.Select(_ => new Dictionary<string, StyleStats>(StringComparer.Ordinal)));
+                }
+
+                using Targets small = Targets.Compute(network, null, [], styles, anchored, options.FeatureTransform, temperature);
+                for (int i = 0; i < styles.Count; i++)
+                {
+                    foreach ((string layer, StyleStats st) in small.Styles[i])
+                    {
+                        styleStats[i][layer] = new StyleStats(st.Gram.clone(), st.Positions, st.Mean.clone(), st.Covariance.clone());
+                    }
                 }
             }
 
@@ -207,7 +254,6 @@ internal sealed class TiledObjective : IDisposable
             }
 
             Tensor ls = torch.zeros(1, ScalarType.Float64, device: device);
-            IReadOnlyList<double> layerWeights = options.EffectiveStyleLayerWeights;
             for (int i = 0; i < styleLayers.Length; i++)
             {
                 string layer = styleLayers[i];
@@ -227,7 +273,7 @@ internal sealed class TiledObjective : IDisposable
                 Tensor el = options.StyleNormalization == StyleNormalization.Relative
                     ? diff / a.square().sum().clamp_min(1e-30)
                     : diff / (4.0 * n * n * m * m);
-                ls = ls + (el * layerWeights[i]);
+                ls = ls + (el * styleLayerWeights[i]);
             }
 
             Tensor objective = (lc * (options.ContentWeight * pixelScale)) + (ls * options.StyleWeight);
@@ -293,6 +339,20 @@ internal sealed class TiledObjective : IDisposable
             Tensor ltv = options.TvWeight > 0 ? TotalVariation.Compute(x) * pixelScale : torch.zeros(1, device: device);
             Tensor chroma = options.TvChromaWeight > 0 ? TotalVariation.ComputeChroma(x) * (options.TvChromaWeight * pixelScale) : torch.zeros(1, device: device);
             Tensor final = (x * pixelGrad).sum() + (ltv * options.TvWeight) + chroma;
+            if (anchoredTerms is not null)
+            {
+                // The style anchor: the whole image scaled down inside the graph (AnchoredTaps), untiled.
+                Dictionary<string, Tensor> small = network.Extract(x, anchoredLayers);
+                foreach (string tap in anchoredLayers)
+                {
+                    small[tap] = FeatureTransform.Apply(small[tap], options.FeatureTransform, temperature);
+                }
+
+                Tensor la = anchoredTerms.Loss(small, device);
+                final = final + (la * options.StyleWeight);
+                ls = ls + la.to(ScalarType.Float64);
+            }
+
             final.backward();
 
             using Tensor parts = torch.cat([(lc * pixelScale).reshape(1), ls.reshape(1), ltv.to(ScalarType.Float64).reshape(1), chroma.to(ScalarType.Float64).reshape(1)]).detach().to(torch.CPU);
@@ -308,6 +368,7 @@ internal sealed class TiledObjective : IDisposable
 
     public void Dispose()
     {
+        anchoredTerms?.Dispose();
         foreach ((Tensor gram, _) in grams.Values)
         {
             gram.Dispose();
