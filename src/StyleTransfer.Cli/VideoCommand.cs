@@ -22,7 +22,7 @@ internal sealed class VideoCommand
     public readonly Option<int> FrameIterations = new("--frame-iterations") { Description = "Iterations for every frame after the first, which runs the image options", DefaultValueFactory = _ => VideoSettings.DefaultFrameIterations };
     public readonly Option<int?> Frames = new("--frames") { Description = "Stylise only the first N frames" };
     public readonly Option<double> Fps = new("--fps") { Description = "Frame rate of a video made from a folder of frames (a video input keeps its own)", DefaultValueFactory = _ => VideoSettings.DefaultFolderFrameRate };
-    public readonly Option<string?> LongTerm = new("--long-term") { Description = "Long-term consistency (Ruder et al.): comma-separated frame offsets j, e.g. 1,2,4; frame t is also held to frames t-j warped into it, where no nearer frame sees the pixel (default: 1, short-term only)" };
+    public readonly Option<string> LongTerm = new("--long-term") { Description = "Long-term consistency (Ruder et al.): comma-separated frame offsets j; frame t is held to frames t-j warped into it, each where no nearer frame sees the pixel; 1: short-term only", DefaultValueFactory = _ => string.Join(',', VideoSettings.DefaultLongTerm) };
     public readonly Option<bool> Report = new("--report") { Description = "Print each frame's temporal warping error (flicker) and style loss, and their means" };
 
     private readonly OptionSet set = new();
@@ -57,7 +57,7 @@ internal sealed class VideoCommand
             MaxFrames = p.GetValue(Frames),
             FolderFrameRate = p.GetValue(Fps),
             Report = p.GetValue(Report),
-            LongTerm = p.GetValue(LongTerm) is { } longTerm ? VideoSettings.ParseLongTerm(longTerm) : null,
+            LongTerm = VideoSettings.ParseLongTerm(p.GetValue(LongTerm)!),
         }.Validate();
 
         string version = TorchRuntime.EnsureLoaded();

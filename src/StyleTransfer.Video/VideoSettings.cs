@@ -38,14 +38,16 @@ public sealed record VideoSettings
     /// <summary>The most offsets <see cref="LongTerm"/> may name (a flow pair and a warp each per frame).</summary>
     public const int MaxLongTermOffsets = 8;
 
+    /// <summary>Default of <see cref="LongTerm"/>: frames t−1, t−2 and t−4 (chosen by measurement, docs/video.md).</summary>
+    public static readonly IReadOnlyList<int> DefaultLongTerm = [1, 2, 4];
+
     /// <summary>
     /// Long-term consistency (Ruder et al.): the frame offsets j whose stylised frames t−j, warped into
     /// frame t, frame t is held to, each over the pixels it sees and no nearer one does. Offset 1 is
-    /// always among them; null (the default) is short-term only, offset 1. Not written into the
-    /// fingerprint when null, so frames folders of earlier runs still resume.
+    /// always among them; [1] or null is short-term only.
     /// </summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public IReadOnlyList<int>? LongTerm { get; init; }
+    public IReadOnlyList<int>? LongTerm { get; init; } = DefaultLongTerm;
 
     /// <summary>The offsets in use, ascending, 1 first.</summary>
     [JsonIgnore]

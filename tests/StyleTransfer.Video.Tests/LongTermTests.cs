@@ -70,7 +70,7 @@ public class LongTermTests
         // Frame 1 from noise, so its strokes are its own: content-started repainting does not find them again.
         StyleTransferOptions options = VideoRunTests.Tiny with { Size = 96, Iterations = 10, Init = InitMode.Noise };
         VideoSettings settings = VideoRunTests.TinySettings with { FrameIterations = 10 };
-        _ = VideoStylizer.Run(dir.File("in"), [style], dir.File("short"), options, settings);
+        _ = VideoStylizer.Run(dir.File("in"), [style], dir.File("short"), options, settings with { LongTerm = [1] });
         _ = VideoStylizer.Run(dir.File("in"), [style], dir.File("long"), options, settings with { LongTerm = [1, 2] });
 
         double BandChange(string run)
@@ -126,7 +126,8 @@ public class LongTermTests
     public void Settings_OffsetsAddOneSortAndAreBounded()
     {
         Assert.Equal([1, 2, 4], new VideoSettings { LongTerm = VideoSettings.ParseLongTerm("4, 2") }.Offsets);
-        Assert.Equal([1], new VideoSettings().Offsets);
+        Assert.Equal([1, 2, 4], new VideoSettings().Offsets);
+        Assert.Equal([1], new VideoSettings { LongTerm = null }.Offsets);
         var e = Assert.Throws<StyleTransferException>(() => new VideoSettings { LongTerm = [1, 33] }.Validate());
         Assert.Equal("--long-term: frame offsets must be from 1 to 32, not 33", e.Message);
         e = Assert.Throws<StyleTransferException>(() => new VideoSettings { LongTerm = [1, 2, 3, 4, 5, 6, 7, 8, 9] }.Validate());
