@@ -22,6 +22,7 @@ internal sealed class VideoCommand
     public readonly Option<int> FrameIterations = new("--frame-iterations") { Description = "Iterations for every frame after the first, which runs the image options", DefaultValueFactory = _ => VideoSettings.DefaultFrameIterations };
     public readonly Option<int?> Frames = new("--frames") { Description = "Stylise only the first N frames" };
     public readonly Option<double> Fps = new("--fps") { Description = "Frame rate of a video made from a folder of frames (a video input keeps its own)", DefaultValueFactory = _ => VideoSettings.DefaultFolderFrameRate };
+    public readonly Option<string> LongTerm = new("--long-term") { Description = "Long-term consistency (Ruder et al.): comma-separated frame offsets j; frame t is held to frames t-j warped into it, each where no nearer frame sees the pixel; 1: short-term only", DefaultValueFactory = _ => string.Join(',', VideoSettings.DefaultLongTerm) };
     public readonly Option<bool> Report = new("--report") { Description = "Print each frame's temporal warping error (flicker) and style loss, and their means" };
 
     private readonly OptionSet set = new();
@@ -31,7 +32,7 @@ internal sealed class VideoCommand
     {
         Command = new Command("video", "Stylise a video with temporal consistency (optical flow, occlusions; Ruder et al. 2016); resumable: run it again after a stop")
         {
-            Input, Style, Output, Method, TemporalWeight, FrameIterations, Frames, Fps, Report,
+            Input, Style, Output, Method, TemporalWeight, FrameIterations, LongTerm, Frames, Fps, Report,
         };
 
         // Per-frame options: all of the image command's but the snapshots (the frames folder is the state).
@@ -56,6 +57,7 @@ internal sealed class VideoCommand
             MaxFrames = p.GetValue(Frames),
             FolderFrameRate = p.GetValue(Fps),
             Report = p.GetValue(Report),
+            LongTerm = VideoSettings.ParseLongTerm(p.GetValue(LongTerm)!),
         }.Validate();
 
         string version = TorchRuntime.EnsureLoaded();
@@ -124,6 +126,11 @@ internal sealed class VideoCommand
             line += string.Create(CultureInfo.InvariantCulture, $", warping_error={e:0.0000e+00}");
         }
 
+        if (r.WarpingError2 is double e2)
+        {
+            line += string.Create(CultureInfo.InvariantCulture, $", warping_error_2={e2:0.0000e+00}");
+        }
+
         if (r.StyleLoss is double s)
         {
             line += string.Create(CultureInfo.InvariantCulture, $", style_loss={s:0.000e+00}");
@@ -137,8 +144,9 @@ internal sealed class VideoCommand
         double[] errors = [.. result.Reports.Where(r => r.WarpingError is double e && double.IsFinite(e)).Select(r => r.WarpingError!.Value)];
         double[] losses = [.. result.Reports.Where(r => r.StyleLoss is not null).Select(r => r.StyleLoss!.Value)];
         double[] seconds = [.. result.Reports.Skip(1).Select(r => r.Seconds)];
+        double[] errors2 = [.. result.Reports.Where(r => r.WarpingError2 is double e && double.IsFinite(e)).Select(r => r.WarpingError2!.Value)];
         string Mean(double[] v, string format) => v.Length == 0 ? "n/a" : v.Average().ToString(format, CultureInfo.InvariantCulture);
-        stdout.WriteLine($"report: warping_error_mean={Mean(errors, "0.0000e+00")} over {errors.Length} frame pairs; style_loss_mean={Mean(losses, "0.000e+00")} over {losses.Length} frames; first frame {(result.Reports.FirstOrDefault(r => r.Frame == 1) is { } f ? f.Seconds.ToString("F1", CultureInfo.InvariantCulture) + " s" : "n/a")}, later frames {Mean(seconds, "F1")} s each");
+        stdout.WriteLine($"report: warping_error_mean={Mean(errors, "0.0000e+00")} over {errors.Length} frame pairs; style_loss_mean={Mean(losses, "0.000e+00")} over {losses.Length} frames; first frame {(result.Reports.FirstOrDefault(r => r.Frame == 1) is { } f ? f.Seconds.ToString("F1", CultureInfo.InvariantCulture) + " s" : "n/a")}, later frames {Mean(seconds, "F1")} s each; warping_error_2_mean={Mean(errors2, "0.0000e+00")} over {errors2.Length} pairs t-2 -> t");
     }
 
     private sealed class Progress(Action<IterationReport> action) : IProgress<IterationReport>

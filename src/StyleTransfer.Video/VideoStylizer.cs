@@ -18,7 +18,11 @@ namespace StyleTransfer.Video;
 /// <param name="Loss">The final total loss (the temporal term included).</param>
 /// <param name="WarpingError">With <see cref="VideoSettings.Report"/>, from frame 2 on: see <see cref="Video.WarpingError"/>.</param>
 /// <param name="StyleLoss">With <see cref="VideoSettings.Report"/>: the frame's style loss against the first style image.</param>
-public sealed record FrameReport(int Frame, int Frames, int Iterations, double Seconds, double Loss, double? WarpingError, double? StyleLoss);
+public sealed record FrameReport(int Frame, int Frames, int Iterations, double Seconds, double Loss, double? WarpingError, double? StyleLoss)
+{
+    /// <summary>With <see cref="VideoSettings.Report"/>, from frame 3 on: the warping error against frame t−2 (what long-term consistency holds).</summary>
+    public double? WarpingError2 { get; init; }
+}
 
 /// <summary>What a video run did.</summary>
 /// <param name="Frames">Frames in the clip.</param>
@@ -33,7 +37,8 @@ public sealed record VideoResult(int Frames, int Resumed, IReadOnlyList<FrameRep
 /// <summary>
 /// Video style transfer after Ruder, Dosovitskiy &amp; Brox (GCPR 2016): frame 1 stylised as an
 /// image; frame t started from frame t−1's result warped along the content's optical flow (the
-/// content frame where the flow is unreliable) and optimised with the short-term temporal loss.
+/// content frame where the flow is unreliable) and optimised with the short-term temporal loss
+/// (and, with <see cref="VideoSettings.LongTerm"/>, the long-term one: <see cref="LongTermConsistency"/>).
 /// The frames folder is the state: a run resumes at the first missing frame; a video output is
 /// encoded from the frames at the end, atomically.
 /// </summary>
@@ -170,7 +175,23 @@ public static class VideoStylizer
 
             var reports = new List<FrameReport>();
             bool cancelled = false;
-            Tensor? prevContent = null, prevOut = null;
+
+            // The frames the offsets in use reach back to (two for the report's t−2 warping error): content and result.
+            int keep = Math.Max(settings.Offsets[^1], settings.Report ? 2 : 1);
+            var contents = new Dictionary<int, Tensor>();
+            var outputs = new Dictionary<int, Tensor>();
+            void Forget(int before)
+            {
+                foreach (Dictionary<int, Tensor> d in new[] { contents, outputs })
+                {
+                    foreach (int k in d.Keys.Where(k => k < before).ToList())
+                    {
+                        d[k].Dispose();
+                        d.Remove(k);
+                    }
+                }
+            }
+
             try
             {
                 using IFrameSource? source = first > count ? null : folderIn ? FolderFrameSource.Open(input, options.Size, settings.MaxFrames) : new FfmpegFrameSource(tools!, input, width, height, count);
@@ -185,8 +206,8 @@ public static class VideoStylizer
 
                     if (t < first)
                     {
-                        prevContent?.Dispose();
-                        prevContent = cur;
+                        contents[t] = cur;
+                        Forget(t + 1 - keep);
                         continue;
                     }
 
@@ -197,13 +218,20 @@ public static class VideoStylizer
                         break;
                     }
 
-                    if (prevOut is null && t > 1)
+                    // Previous results not made in this run (resuming) are read back from their PNGs, exactly what an uninterrupted run holds.
+                    var previous = new List<PreviousFrame>();
+                    for (int j = 1; j <= keep && t - j >= 1; j++)
                     {
-                        prevOut = ImageIO.LoadTensor(Path.Combine(frames, FrameName(t - 1, count)), "frame", Math.Max(width, height));
+                        if (!outputs.ContainsKey(t - j))
+                        {
+                            outputs[t - j] = ImageIO.LoadTensor(Path.Combine(frames, FrameName(t - j, count)), "frame", Math.Max(width, height));
+                        }
+
+                        previous.Add(new PreviousFrame(j, contents[t - j], outputs[t - j]));
                     }
 
                     var clock = Stopwatch.StartNew();
-                    FrameReport? report = StylizeFrame(t, count, cur, prevContent, prevOut, styles, masks, network, options, settings, frames, CreateFolder, progress, cancellation, out Tensor? written);
+                    FrameReport? report = StylizeFrame(t, count, cur, previous, styles, masks, network, options, settings, frames, CreateFolder, progress, cancellation, out Tensor? written);
                     if (report is null)
                     {
                         cur.Dispose();
@@ -214,15 +242,14 @@ public static class VideoStylizer
                     report = report with { Seconds = clock.Elapsed.TotalSeconds };
                     reports.Add(report);
                     frameDone?.Invoke(report);
-                    prevContent?.Dispose();
-                    prevOut?.Dispose();
-                    (prevContent, prevOut) = (cur, written);
+                    contents[t] = cur;
+                    outputs[t] = written!;
+                    Forget(t + 1 - keep);
                 }
             }
             finally
             {
-                prevContent?.Dispose();
-                prevOut?.Dispose();
+                Forget(int.MaxValue);
             }
 
             string? writtenVideo = null;
@@ -250,12 +277,12 @@ public static class VideoStylizer
     public static string FrameName(int frame, int count) => "frame-" + frame.ToString(new string('0', Math.Max(5, count.ToString(CultureInfo.InvariantCulture).Length)), CultureInfo.InvariantCulture) + ".png";
 
     /// <summary>Stylises frame <paramref name="t"/> and writes it; null when cancelled (nothing written).</summary>
+    /// <param name="previous">The previous frames the offsets in use (and the report) need, nearest first.</param>
     private static FrameReport? StylizeFrame(
         int t,
         int count,
         Tensor cur,
-        Tensor? prevContent,
-        Tensor? prevOut,
+        IReadOnlyList<PreviousFrame> previous,
         List<Tensor> styles,
         Tensor?[]? masks,
         IFeatureNetwork network,
@@ -270,31 +297,42 @@ public static class VideoStylizer
         written = null;
         using var scope = torch.NewDisposeScope();
         bool temporal = settings.Method == VideoMethod.Temporal && t > 1;
-        Tensor? backward = null, reliable = null;
-        if (t > 1 && (temporal || settings.Report))
+
+        // The content's flow from frame t back to t−j and its reliability (forward-backward check), per offset, computed once.
+        var pairs = new Dictionary<int, (Tensor Backward, Tensor Reliable)>();
+        (Tensor Backward, Tensor Reliable) Pair(PreviousFrame p)
         {
-            backward = OpticalFlow.Compute(cur, prevContent!);
-            Tensor forward = OpticalFlow.Compute(prevContent!, cur);
-            reliable = OpticalFlow.Reliability(forward, backward);
+            if (!pairs.TryGetValue(p.Offset, out (Tensor, Tensor) pair))
+            {
+                Tensor backward = OpticalFlow.Compute(cur, p.Content);
+                Tensor forward = OpticalFlow.Compute(p.Content, cur);
+                pair = (backward, OpticalFlow.Reliability(forward, backward));
+                pairs[p.Offset] = pair;
+            }
+
+            return pair;
         }
 
         StyleTransferOptions frameOptions = options;
         RunHooks? hooks = null;
         if (temporal)
         {
-            Tensor warped = OpticalFlow.Warp(prevOut!, backward!);
-            Tensor start = (reliable! * warped) + ((1 - reliable!) * cur);
-            Tensor target = warped;
+            List<PreviousFrame> used = [.. previous.Where(p => settings.Offsets.Contains(p.Offset))];
+            List<Tensor> warped = [.. used.Select(p => OpticalFlow.Warp(p.Output, Pair(p).Backward))];
+            List<Tensor> weights = LongTermConsistency.Weights([.. used.Select(p => Pair(p).Reliable)]);
+            Tensor start = LongTermConsistency.Start(cur, warped, weights);
+            List<Tensor> targets = warped;
             if (options.PreserveColor == ColorPreservationMode.Luminance)
             {
-                // The optimised image is the luminance, replicated: hold that to the previous result's.
-                (start, target) = (ColorPreservation.Luminance(start).expand(-1, 3, -1, -1).contiguous(), ColorPreservation.Luminance(target).expand(-1, 3, -1, -1).contiguous());
+                // The optimised image is the luminance, replicated: hold that to the previous results'.
+                start = ColorPreservation.Luminance(start).expand(-1, 3, -1, -1).contiguous();
+                targets = [.. warped.Select(w => ColorPreservation.Luminance(w).expand(-1, 3, -1, -1).contiguous())];
             }
 
-            Tensor targetOnDevice = target.to(network.Device);
-            Tensor weights = reliable!.to(network.Device);
+            List<Tensor> targetsOnDevice = [.. targets.Select(w => w.to(network.Device))];
+            List<Tensor> weightsOnDevice = [.. weights.Select(c => c.to(network.Device))];
             double lambda = settings.TemporalWeight;
-            hooks = new RunHooks(start, x => TemporalLoss.Compute(x, targetOnDevice, weights) * lambda);
+            hooks = new RunHooks(start, x => LongTermConsistency.Loss(x, targetsOnDevice, weightsOnDevice) * lambda);
             frameOptions = options with { Scales = 1, Iterations = settings.FrameIterations };
         }
 
@@ -307,11 +345,14 @@ public static class VideoStylizer
         Tensor image = FrameTensor.Quantize(result.Image);
         beforeWrite();
         ImageIO.Save(image, Path.Combine(frames, FrameName(t, count)));
-        double? warpingError = settings.Report && prevOut is not null ? WarpingError.Compute(image, prevOut, backward!, reliable!) : null;
+        double? ErrorAt(int offset) => settings.Report && previous.FirstOrDefault(p => p.Offset == offset) is { } p
+            ? WarpingError.Compute(image, p.Output, Pair(p).Backward, Pair(p).Reliable)
+            : null;
+        double? warpingError = ErrorAt(1), warpingError2 = ErrorAt(2);
         double? styleLoss = settings.Report ? Stylizer.MeasureStyleLoss(network, image, styles[0], options) : null;
         written = image.MoveToOuterDisposeScope();
         double loss = result.History.Count > 0 ? result.History[^1].Total : double.NaN;
-        return new FrameReport(t, count, result.History.Count, 0, loss, warpingError, styleLoss);
+        return new FrameReport(t, count, result.History.Count, 0, loss, warpingError, styleLoss) { WarpingError2 = warpingError2 };
     }
 
     private sealed record State(string Fingerprint, long Seed);
