@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace StyleTransfer.Losses;
@@ -37,7 +38,10 @@ internal static class FeatureTransform
         // by more than a small optimiser step, so it is accumulated in float64; the exponentials
         // and the result stay float32 (each entry rounded on its own, as any float32 feature).
         long count = features.numel();
-        using Tensor scaled = features / temperature;
+        // An explicit Scalar, disposed after use: an implicit one (features / temperature) is left to
+        // the garbage collector, which may finalize it while the division still runs natively.
+        using Scalar divisor = temperature;
+        using Tensor scaled = features.div(divisor);
         using Tensor max = scaled.detach().max();
         using Tensor e = scaled.sub(max).exp_();
         using Tensor sum = e.sum(ScalarType.Float64);
