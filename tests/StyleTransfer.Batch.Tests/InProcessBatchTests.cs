@@ -22,7 +22,9 @@ public class InProcessBatchTests
         string[] args = ["batch", "--contents", dir.File("contents"), "--styles", dir.File("styles"), "-o", outDir, "--sweep", "style-weight=1e6,1e8", "--timeout", "120", .. Recipe];
         string[] names = ["a__s__style-weight-1e6.png", "b__s__style-weight-1e6.png", "a__s__style-weight-1e8.png", "b__s__style-weight-1e8.png"];
 
-        // 1. Interrupted (as by Ctrl-C) once the first render is written: exit 130, that render in the manifest.
+        // 1. Interrupted (as by Ctrl-C) once the first render is written: exit 130, that render in the
+        // manifest. A render already under way when the stop comes may finish too (renders of 64 px
+        // take a fraction of a second with the network cached), but not all four.
         using var cts = new CancellationTokenSource();
         var stdout = new WatchingWriter(line =>
         {
@@ -35,7 +37,9 @@ public class InProcessBatchTests
         int code = CliApp.Run(args, stdout, stderr, cancellation: cts.Token);
         Assert.True(code == CliApp.ExitCancelled, $"exit {code}: {stdout}{stderr}");
         BatchManifest interrupted = BatchManifest.Load(outDir);
-        ManifestEntry first = Assert.Single(interrupted.Renders, e => e.Status == RenderStatus.Done);
+        List<ManifestEntry> doneBefore = [.. interrupted.Renders.Where(e => e.Status == RenderStatus.Done)];
+        Assert.InRange(doneBefore.Count, 1, 3);
+        ManifestEntry first = doneBefore[0];
         Assert.Equal(4, interrupted.Renders.Count);
         byte[] firstBytes = File.ReadAllBytes(Path.Combine(outDir, first.Output));
         DateTime firstWritten = File.GetLastWriteTimeUtc(Path.Combine(outDir, first.Output));
@@ -44,7 +48,7 @@ public class InProcessBatchTests
         stdout = new WatchingWriter(_ => { });
         code = CliApp.Run(args, stdout, stderr = new StringWriter());
         Assert.True(code == CliApp.ExitOk, $"exit {code}: {stdout}{stderr}");
-        Assert.Contains("batch: 4 render(s): 3 done, 0 failed, 1 skipped (already done)", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"batch: 4 render(s): {4 - doneBefore.Count} done, 0 failed, {doneBefore.Count} skipped (already done)", stdout.ToString(), StringComparison.Ordinal);
         Assert.Equal(firstBytes, File.ReadAllBytes(Path.Combine(outDir, first.Output)));
         Assert.Equal(firstWritten, File.GetLastWriteTimeUtc(Path.Combine(outDir, first.Output)));
 
