@@ -250,8 +250,8 @@ public sealed class HighResolutionTests : CliImagesTest
         return ifd;
     }
 
-    /// <summary>A SHORT or LONG tag's single value in the IFD at <paramref name="ifd"/>, or null.</summary>
-    private static uint? TiffValue(byte[] tiff, int ifd, ushort tag)
+    /// <summary>The offset of <paramref name="tag"/>'s 12-byte entry in the IFD at <paramref name="ifd"/>, or null.</summary>
+    private static int? TiffEntry(byte[] tiff, int ifd, ushort tag)
     {
         int n = BitConverter.ToUInt16(tiff, ifd);
         for (int i = 0; i < n; i++)
@@ -259,31 +259,37 @@ public sealed class HighResolutionTests : CliImagesTest
             int e = ifd + 2 + (12 * i);
             if (BitConverter.ToUInt16(tiff, e) == tag)
             {
-                Assert.Equal(1, BitConverter.ToInt32(tiff, e + 4));
-                return BitConverter.ToUInt16(tiff, e + 2) == 3 ? BitConverter.ToUInt16(tiff, e + 8) : BitConverter.ToUInt32(tiff, e + 8);
+                return e;
             }
         }
 
         return null;
     }
 
+    /// <summary>A SHORT or LONG tag's single value in the IFD at <paramref name="ifd"/>, or null.</summary>
+    private static uint? TiffValue(byte[] tiff, int ifd, ushort tag)
+    {
+        if (TiffEntry(tiff, ifd, tag) is not { } e)
+        {
+            return null;
+        }
+
+        Assert.Equal(1, BitConverter.ToInt32(tiff, e + 4));
+        return BitConverter.ToUInt16(tiff, e + 2) == 3 ? BitConverter.ToUInt16(tiff, e + 8) : BitConverter.ToUInt32(tiff, e + 8);
+    }
+
     /// <summary>An ASCII tag's text (without its NUL) in the IFD at <paramref name="ifd"/>, or null.</summary>
     private static string? TiffAscii(byte[] tiff, int ifd, ushort tag)
     {
-        int n = BitConverter.ToUInt16(tiff, ifd);
-        for (int i = 0; i < n; i++)
+        if (TiffEntry(tiff, ifd, tag) is not { } e)
         {
-            int e = ifd + 2 + (12 * i);
-            if (BitConverter.ToUInt16(tiff, e) == tag)
-            {
-                Assert.Equal(2, BitConverter.ToUInt16(tiff, e + 2));
-                int count = BitConverter.ToInt32(tiff, e + 4);
-                int at = count <= 4 ? e + 8 : BitConverter.ToInt32(tiff, e + 8);
-                return System.Text.Encoding.ASCII.GetString(tiff, at, count).TrimEnd('\0');
-            }
+            return null;
         }
 
-        return null;
+        Assert.Equal(2, BitConverter.ToUInt16(tiff, e + 2));
+        int count = BitConverter.ToInt32(tiff, e + 4);
+        int at = count <= 4 ? e + 8 : BitConverter.ToInt32(tiff, e + 8);
+        return System.Text.Encoding.ASCII.GetString(tiff, at, count).TrimEnd('\0');
     }
 
     /// <summary>An ICC v2 display profile header with no tags: enough for the profile to travel.</summary>

@@ -21,15 +21,21 @@ public class VideoRunTests
         return dir.File("style.png");
     }
 
+    /// <summary>A 4-frame 64×48 pan written to DIR/in; returns the style image's path.</summary>
+    private static string PanClip(TempDir dir)
+    {
+        List<Tensor> frames = Clips.Pan(frames: 4, width: 64, height: 48, step: 2);
+        Clips.WriteFolder(dir.File("in"), frames);
+        frames.ForEach(f => f.Dispose());
+        return Style(dir);
+    }
+
     [Fact]
     public void Resume_AfterAStopAtFrame2_RedoesNothingAndEndsWithTheFramesOfAnUninterruptedRun()
     {
         TorchRuntime.EnsureLoaded();
         using var dir = new TempDir();
-        string style = Style(dir);
-        List<Tensor> frames = Clips.Pan(frames: 4, width: 64, height: 48, step: 2);
-        Clips.WriteFolder(dir.File("in"), frames);
-        frames.ForEach(f => f.Dispose());
+        string style = PanClip(dir);
 
         VideoResult whole = VideoStylizer.Run(dir.File("in"), [style], dir.File("whole"), Tiny, TinySettings);
         Assert.Equal((4, 0, 4, false), (whole.Frames, whole.Resumed, whole.Reports.Count, whole.Cancelled));
@@ -65,10 +71,7 @@ public class VideoRunTests
     {
         TorchRuntime.EnsureLoaded();
         using var dir = new TempDir();
-        string style = Style(dir);
-        List<Tensor> frames = Clips.Pan(frames: 4, width: 64, height: 48, step: 2);
-        Clips.WriteFolder(dir.File("in"), frames);
-        frames.ForEach(f => f.Dispose());
+        string style = PanClip(dir);
 
         // Noise start: each independent frame finds its own optimum.
         StyleTransferOptions options = Tiny with { Init = InitMode.Noise };
