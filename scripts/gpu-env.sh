@@ -1,8 +1,10 @@
 # Sourced by scripts/gpu-check.sh (run) and scripts/gpu-features.sh on the GPU machine: unpacks the
 # package once, puts PyTorch's libtorch on the loader path, and picks the images.
-# Sets: device out py app content style style2. Environment: DEVICE, OUT, PYTHON, LIBTORCH_DIR.
+# Sets: device out py app content style style2, and r18: the arguments that name the package's ResNet-18
+# (its layer4 zeroed to fit; the bundled name is kept for the original, which is checked by SHA-256). Environment: DEVICE, OUT, PYTHON, LIBTORCH_DIR.
 device=${DEVICE:-cuda} out=${OUT:-$PWD/gpu-out} py=${PYTHON:-python3}
 app=/tmp/stylize-gpu/app
+r18=(--weights "$app/models/ResNet18-tail-zeroed.onnx")
 mkdir -p "$out"
 if [ ! -x "$app/stylize" ]; then
   mkdir -p /tmp/stylize-gpu

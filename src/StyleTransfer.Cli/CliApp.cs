@@ -301,12 +301,13 @@ public static class CliApp
         public readonly Option<Precision> Precision = Binding.EnumOption<Precision>("--precision", "Network arithmetic: fp32, bf16 or fp16 (CUDA)" + LibraryDefaults.Of(o => o.Precision));
         public readonly Option<string?> Tiles = new("--tiles") { Description = "Tiled evaluation: auto (chosen by the memory budget, as stylize does), off, or a tile size; adds tile= and history= to each line (default: whole image)" };
         public readonly Option<string?> MaxMemory = new("--max-memory") { Description = "Memory budget for --tiles auto, e.g. 8G" };
+        public readonly Option<string?> Weights = new("--weights") { Description = "Weights file of the network timed (default: its bundled or installed weights; vgg19 always times random weights)" };
 
         public BenchCommand()
         {
             Command = new Command("bench", "Time style-transfer iterations (random full-width weights): one machine-readable line per size")
             {
-                Network, Sizes, Iterations, Threads, PeakGflops, Device, Precision, Profile, Tiles, MaxMemory,
+                Network, Sizes, Iterations, Threads, PeakGflops, Device, Precision, Profile, Tiles, MaxMemory, Weights,
             };
         }
 
@@ -330,11 +331,13 @@ public static class CliApp
             }
 
             var sizes = new List<int>();
+            int? tiles = BenchTiles(p.GetValue(Tiles));
+            int largest = tiles == 0 ? 4096 : 16384;
             foreach (string item in (p.GetValue(Sizes) ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
             {
-                if (!int.TryParse(item, NumberStyles.Integer, CultureInfo.InvariantCulture, out int size) || size < 16 || size > 4096)
+                if (!int.TryParse(item, NumberStyles.Integer, CultureInfo.InvariantCulture, out int size) || size < 16 || size > largest)
                 {
-                    throw new StyleTransferException($"--sizes: '{item}' is not a size from 16 to 4096");
+                    throw new StyleTransferException($"--sizes: '{item}' is not a size from 16 to {largest}{(tiles == 0 ? " (16384 with --tiles)" : "")}");
                 }
 
                 sizes.Add(size);
@@ -391,7 +394,7 @@ public static class CliApp
                     stdout.WriteLine(Diagnostics.ConvProfile.Total(rows, size, peak!.Value, channelsLast, precision));
                 }
 
-                stdout.WriteLine(Diagnostics.Benchmark.Run(p.GetValue(Network)!, size, iterations, peak, device, precision, BenchTiles(p.GetValue(Tiles)), p.GetValue(MaxMemory) is { } m ? MemoryBudget.Parse(m) : null));
+                stdout.WriteLine(Diagnostics.Benchmark.Run(p.GetValue(Network)!, size, iterations, peak, device, precision, tiles, p.GetValue(MaxMemory) is { } m ? MemoryBudget.Parse(m) : null, p.GetValue(Weights)));
             }
 
             return ExitOk;

@@ -52,7 +52,7 @@ internal sealed class OptionSet
     public readonly Option<string> Scales = new("--scales") { Description = "Coarse to fine: auto (from about --scale-start px, ×√2 per scale, up to --size) or a number of scales; 1: single scale, as in the paper" + LibraryDefaults.Of(o => o.Scales == StyleTransferOptions.AutoScales ? "auto" : LibraryDefaults.Text(o.Scales)) };
 
     // High resolution (docs/high-resolution.md): pipeline options too.
-    public readonly Option<string?> MaxMemory = new("--max-memory") { Description = "Memory the run may take, e.g. 8G (K/M/G suffixes); picks the tile size and the L-BFGS history so the run fits (default: 80% of this machine's memory)" };
+    public readonly Option<string?> MaxMemory = new("--max-memory") { Description = "Memory the run may take, e.g. 8G (K/M/G suffixes); picks the tile size and the L-BFGS history so the run fits (default: 80% of this machine's memory; with --device cuda, 80% of the GPU's free memory)" };
     public readonly Option<string?> Tile = new("--tile") { Description = "Tiled evaluation with whole-image style statistics: auto (chosen by --max-memory; default), off, or the tile size in pixels" };
     public readonly Option<int?> TileHalo = new("--tile-halo") { Description = "Pixels around each tile (default: the network's receptive radius, which makes tiles exact)" };
     public readonly Option<int> BitDepth = new Option<int>("--bit-depth") { Description = "Bits per channel of the output: 8 or 16 (PNG and TIFF)" + LibraryDefaults.Of(o => o.BitDepth) }.AcceptOnlyFromAmong("8", "16");

@@ -300,8 +300,8 @@ public sealed record StyleTransferOptions
     public StyleLossKind StyleLoss { get; init; } = StyleLossKind.Gram;
 
     /// <summary>
-    /// Memory the run may take, in bytes (--max-memory); null: a safe share of this machine's memory
-    /// (<see cref="Optimization.MemoryBudget.DefaultBudget"/>). Picks the tile size and the L-BFGS
+    /// Memory the run may take, in bytes (--max-memory); null: a safe share of this machine's memory, or of the GPU's free memory on CUDA
+    /// (<see cref="Optimization.MemoryBudget.DefaultBudget(string)"/>). Picks the tile size and the L-BFGS
     /// history (<see cref="Optimization.MemoryBudget"/>).
     /// </summary>
     public long? MaxMemory { get; init; }

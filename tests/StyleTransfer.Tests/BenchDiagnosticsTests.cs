@@ -113,6 +113,21 @@ public class BenchDiagnosticsTests
     }
 
     [Theory]
+    [InlineData("5000", null, "error: --sizes: '5000' is not a size from 16 to 4096 (16384 with --tiles)")]
+    [InlineData("8", "off", "error: --sizes: '8' is not a size from 16 to 4096 (16384 with --tiles)")]
+    [InlineData("20000", "auto", "error: --sizes: '20000' is not a size from 16 to 16384")]
+    public void BenchSizesAboveFourKNeedTiles(string sizes, string? tiles, string expected)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        string[] args = tiles is null ? ["bench", "--sizes", sizes, "-n", "1", "--peak-gflops", "100"] : ["bench", "--sizes", sizes, "-n", "1", "--peak-gflops", "100", "--tiles", tiles];
+        int code = CliApp.Run(args, stdout, stderr);
+        Assert.Equal(CliApp.ExitBadInput, code);
+        Assert.Equal(expected + Environment.NewLine, stderr.ToString());
+        Assert.Equal("", stdout.ToString());
+    }
+
+    [Theory]
     [InlineData("")]
     [InlineData(",")]
     [InlineData(" , ")]

@@ -55,6 +55,51 @@ public sealed class HighResolutionTests : CliImagesTest
         Assert.StartsWith("--max-memory 4.0 GB is too small for a 3840x2880 output with alexnet: it needs about ", e.Message);
     }
 
+    [Theory]
+    [InlineData("cuda", true, 0)]
+    [InlineData("CUDA:3", true, 3)]
+    [InlineData(" cuda:12 ", true, 12)]
+    [InlineData("cpu", false, 0)]
+    [InlineData("cuda:", false, 0)]
+    [InlineData("cuda:-1", false, 0)]
+    [InlineData("cuda:x", false, 0)]
+    public void GpuOrdinalsAreParsed(string device, bool isGpu, int index)
+    {
+        Assert.Equal(isGpu, GpuMemory.TryIndex(device, out int got));
+        if (isGpu)
+        {
+            Assert.Equal(index, got);
+        }
+    }
+
+    [Theory]
+    [InlineData(null, 0, null)]
+    [InlineData("", 1, null)]
+    [InlineData("3,1", 0, "3")]
+    [InlineData("3, 1", 1, "1")]
+    [InlineData("0", 1, null)]
+    [InlineData("GPU-8c2f51e0-aaaa", 0, "GPU-8c2f51e0-aaaa")]
+    public void CudaVisibleDevicesMapsOrdinalsToPhysicalGpus(string? visible, int index, string? physical) =>
+        Assert.Equal(physical, GpuMemory.Physical(visible, index));
+
+    [Fact]
+    public void TheDefaultBudgetIsAShareOfTheDevicesMemory()
+    {
+        // The CPU: 80 % of this machine's memory, and every CPU run is planned.
+        Assert.Equal((MemoryBudget.DefaultBudget(), "default: 80% of this machine's"), MemoryBudget.DefaultBudget("cpu"));
+        StyleTransferOptions cpu = NetworkFactory.DefaultOptions("resnet18");
+        Assert.True(MemoryBudget.Planned(cpu));
+        Assert.Equal((8L << 30, "--max-memory"), MemoryBudget.BudgetFor(cpu with { MaxMemory = 8L << 30 }));
+
+        // A GPU run with --max-memory or --tile is planned whether or not its memory can be read.
+        Assert.True(MemoryBudget.Planned(cpu with { Device = "cuda", MaxMemory = 8L << 30 }));
+        Assert.True(MemoryBudget.Planned(cpu with { Device = "cuda:1", Tile = 512 }));
+        Assert.Equal((12L << 30, "--max-memory"), MemoryBudget.BudgetFor(cpu with { Device = "cuda", MaxMemory = 12L << 30 }));
+        // As the H200 run of docs/high-resolution.md (Tübingen, The Starry Night: a 5760×3600 style image).
+        MemoryPlan plan = MemoryBudget.Require(cpu with { Device = "cuda", Size = 3840, MaxMemory = 12L << 30 }, 2880, 3840, 5760L * 3600, canTile: true);
+        Assert.StartsWith("memory: budget 12.0 GB (--max-memory); 1536 px tiles (+128 px halo), L-BFGS history 20 (of 100)", plan.Describe());
+    }
+
     [Fact]
     public void AMaxMemoryTooSmallIsRefusedBeforeAnyLargeAllocation()
     {

@@ -28,10 +28,13 @@ internal sealed record BenchResult(string Network, int Size, int Iterations, dou
     /// <summary>With --tiles: the memory plan at this size, " tile=768+128 history=10" or " tile=off history=100".</summary>
     public string? Tiling { get; init; }
 
+    /// <summary>On a GPU: the device memory in use after the run (libtorch's caching allocator keeps its peak reserved), in MB; null elsewhere.</summary>
+    public long? GpuMb { get; init; }
+
     /// <summary>One machine-readable line: <c>bench vgg19 512 ms=… gflops=… peak_frac=… rss_mb=…</c>.</summary>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"bench {Network} {Size} ms={MedianMs:F1} min_ms={MinMs:F1} gflop_per_iter={Gflop:F1} gflops={Gflops:F1} peak_frac={PeakFraction:F2} peak_gflops={PeakGflops:F0} rss_mb={RssMb}{(RssAt50Mb is { } r50 ? $" rss50_mb={r50}" : "")}{(RssAt150Mb is { } r150 ? $" rss150_mb={r150}" : "")}{(RssAt500Mb is { } r500 ? $" rss500_mb={r500}" : "")} iters={Iterations} device={Device} precision={Precision.ToString().ToLowerInvariant()}{Tiling}");
+        $"bench {Network} {Size} ms={MedianMs:F1} min_ms={MinMs:F1} gflop_per_iter={Gflop:F1} gflops={Gflops:F1} peak_frac={PeakFraction:F2} peak_gflops={PeakGflops:F0} rss_mb={RssMb}{(RssAt50Mb is { } r50 ? $" rss50_mb={r50}" : "")}{(RssAt150Mb is { } r150 ? $" rss150_mb={r150}" : "")}{(RssAt500Mb is { } r500 ? $" rss500_mb={r500}" : "")} iters={Iterations} device={Device} precision={Precision.ToString().ToLowerInvariant()}{Tiling}{(GpuMb is { } g ? $" gpu_mb={g}" : "")}");
 }
 
 /// <summary>
@@ -50,8 +53,9 @@ internal static class Benchmark
     /// <paramref name="tile"/>: 0 (the default) evaluates the whole image; null lets the memory
     /// budget (<paramref name="maxMemory"/>, or the default share) choose tiles and the L-BFGS
     /// history, as a stylize run does; a number forces that tile size. The line then says what ran.
+    /// <paramref name="weightsPath"/>: another weights file for a network with real weights (VGG-19 is always random).
     /// </remarks>
-    public static BenchResult Run(string network, int size, int iterations, double? peakGflops = null, string device = "cpu", Precision precision = Precision.Fp32, int? tile = 0, long? maxMemory = null)
+    public static BenchResult Run(string network, int size, int iterations, double? peakGflops = null, string device = "cpu", Precision precision = Precision.Fp32, int? tile = 0, long? maxMemory = null, string? weightsPath = null)
     {
         if (!Networks.Contains(network))
         {
@@ -70,6 +74,7 @@ internal static class Benchmark
             Precision = precision,
             Tile = tile,
             MaxMemory = maxMemory,
+            WeightsPath = network == "vgg19" ? null : weightsPath,
         };
         options.Validate();
         MemoryPlan? plan = tile == 0 && maxMemory is null ? null : MemoryBudget.Require(options, size, size, (long)size * size, TiledObjective.Unsupported(options, false) is null);
@@ -82,12 +87,20 @@ internal static class Benchmark
         Tensor style = torch.rand(new long[] { 1, 3, size, size }, generator: gen);
         var times = new List<double>();
         TimeSpan last = TimeSpan.Zero;
+        var clock = Stopwatch.StartNew();
         long? rssAt50 = null, rssAt150 = null, rssAt500 = null;
         var progress = new Recorder(r =>
         {
+            // CUDA runs asynchronously: an iteration has ended only when the device has finished its work.
+            if (dev.type == DeviceType.CUDA)
+            {
+                torch.cuda.synchronize(dev);
+            }
+
+            TimeSpan now = clock.Elapsed;
             if (r.Iteration > 1)
             {
-                times.Add((r.Elapsed - last).TotalMilliseconds);
+                times.Add((now - last).TotalMilliseconds);
             }
 
             if (r.Iteration is 51 or 151 or 501)
@@ -102,7 +115,7 @@ internal static class Benchmark
                 };
             }
 
-            last = r.Elapsed;
+            last = now;
         });
         using (Stylizer.Run(content, style, net, options, progress))
         {
@@ -121,9 +134,11 @@ internal static class Benchmark
         double peak = peakGflops ?? (dev.type == DeviceType.CPU ? FmaPeak.Measure(torch.get_num_threads()).Gflops : double.NaN);
         double achieved = gflop / (median / 1000);
         long rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
+        long? gpuMb = GpuMemory.Query(device) is { } gpu ? (gpu.Total - gpu.Free) / (1024 * 1024) : null;
         return new BenchResult(network, size, iterations, median, times[0], gflop, achieved, achieved / peak, peak, rss, device, precision, rssAt50, rssAt150, rssAt500)
         {
             Tiling = plan is null ? null : string.Create(CultureInfo.InvariantCulture, $" tile={(plan.Tile is int t ? $"{t}+{plan.Halo}" : "off")} history={plan.History}"),
+            GpuMb = gpuMb,
         };
     }
 

@@ -9,15 +9,14 @@ namespace StyleTransfer.Optimization;
 /// <see cref="Tile"/> px (with <see cref="Halo"/> px around each), and keep <see cref="History"/>
 /// L-BFGS pairs. <see cref="Estimate"/> is the peak memory expected (bytes).
 /// </summary>
-internal sealed record MemoryPlan(long Budget, bool BudgetGiven, int? Tile, int Halo, int History, int RequestedHistory, long Estimate)
+internal sealed record MemoryPlan(long Budget, string BudgetSource, int? Tile, int Halo, int History, int RequestedHistory, long Estimate)
 {
     /// <summary>One line for the start-up report.</summary>
     public string Describe()
     {
         string tiles = Tile is int t ? TileGeometry.Describe(t, Halo) : "whole image (no tiles)";
         string history = RequestedHistory == 0 ? "" : History < RequestedHistory ? $", L-BFGS history {History} (of {RequestedHistory})" : $", L-BFGS history {History}";
-        string budget = BudgetGiven ? "--max-memory" : "default: 80% of this machine's";
-        return $"memory: budget {MemoryBudget.Format(Budget)} ({budget}); {tiles}{history}; estimated peak {MemoryBudget.Format(Estimate)}";
+        return $"memory: budget {MemoryBudget.Format(Budget)} ({BudgetSource}); {tiles}{history}; estimated peak {MemoryBudget.Format(Estimate)}";
     }
 }
 
@@ -53,12 +52,35 @@ internal static class MemoryBudget
     /// <summary>Tile interiors tried, largest first.</summary>
     public static readonly IReadOnlyList<int> TileLadder = [2048, 1536, 1024, 768, 512, 384, 256];
 
+    /// <summary>The default budget's share of the memory there is.</summary>
+    public const double DefaultShare = 0.8;
+
     /// <summary>80 % of this machine's memory (or of the container's limit).</summary>
     public static long DefaultBudget()
     {
         long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        return have > 0 ? (long)(have * 0.8) : 8L << 30;
+        return have > 0 ? (long)(have * DefaultShare) : 8L << 30;
     }
+
+    /// <summary>
+    /// The budget a run on <paramref name="device"/> gets without --max-memory, and what it is a
+    /// share of: this machine's memory for the CPU, the GPU's free memory for CUDA (its feature
+    /// maps, L-BFGS history and image live there). Null on a GPU whose memory cannot be read
+    /// (no NVIDIA management library): such a run is planned only when --max-memory or --tile is given.
+    /// </summary>
+    public static (long Bytes, string Source)? DefaultBudget(string device)
+    {
+        if (!GpuMemory.TryIndex(device, out _))
+        {
+            return (DefaultBudget(), "default: 80% of this machine's");
+        }
+
+        return GpuMemory.Query(device) is { } gpu ? ((long)(gpu.Free * DefaultShare), "default: 80% of the GPU's free memory") : null;
+    }
+
+    /// <summary>The budget of a run with <paramref name="options"/>: --max-memory, else <see cref="DefaultBudget(string)"/>; null when neither is known.</summary>
+    public static (long Bytes, string Source)? BudgetFor(StyleTransferOptions options) =>
+        options.MaxMemory is long given ? (given, "--max-memory") : DefaultBudget(options.Device);
 
     /// <summary>A size with an optional K, M, G or T suffix (powers of 1024; a trailing B allowed): "8G", "512M", "1.5G".</summary>
     public static long Parse(string text, string flag = "--max-memory")
@@ -106,7 +128,7 @@ internal static class MemoryBudget
     /// </summary>
     public static MemoryPlan? Choose(StyleTransferOptions options, int height, int width, long stylePixels, bool canTile)
     {
-        long budget = options.MaxMemory ?? DefaultBudget();
+        (long budget, string source) = BudgetFor(options) ?? (long.MaxValue, "no budget: the GPU's memory could not be read");
         long pixels = (long)height * width;
         int requested = options.Optimizer == OptimizerKind.Lbfgs ? options.LbfgsHistory : 0;
         int halo = 0, align = 1;
@@ -130,7 +152,7 @@ internal static class MemoryBudget
                 if (fixedPart <= budget && fit >= least)
                 {
                     int history = (int)Math.Min(requested, fit);
-                    return new MemoryPlan(budget, options.MaxMemory is not null, tile, tile is null ? 0 : halo, history, requested, Estimate(options, pixels, stylePixels, tile, halo, history));
+                    return new MemoryPlan(budget, source, tile, tile is null ? 0 : halo, history, requested, Estimate(options, pixels, stylePixels, tile, halo, history));
                 }
             }
         }
@@ -146,7 +168,6 @@ internal static class MemoryBudget
             return plan;
         }
 
-        long budget = options.MaxMemory ?? DefaultBudget();
         long pixels = (long)height * width;
         canTile &= options.Tile != 0 && TiledObjective.Unsupported(options, false) is null;
         int smallest = options.Tile is int forced && forced > 0 ? forced : TileLadder[^1];
@@ -160,8 +181,11 @@ internal static class MemoryBudget
                 $"--max-memory {Format(given)} is too small for a {width}x{height} output with {options.Network}: it needs about {Format(need)} ({how}); give more, or a smaller --size");
         }
 
+        string has = BudgetFor(options) is { } b && GpuMemory.TryIndex(options.Device, out _)
+            ? $"the GPU has {b.Bytes / DefaultShare / 1e9:F0} GB free"
+            : $"this machine has {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1e9:F0} GB";
         throw new StyleTransferException(
-            $"--size {options.Size} needs about {need / 1e9:F0} GB of memory with {options.Network}, and this machine has {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1e9:F0} GB; use a smaller --size");
+            $"--size {options.Size} needs about {need / 1e9:F0} GB of memory with {options.Network}, and {has}; use a smaller --size");
     }
 
     /// <summary>
@@ -171,6 +195,11 @@ internal static class MemoryBudget
     /// </summary>
     public static string? StartupLine(StyleTransferOptions options, string contentPath, IReadOnlyList<string> stylePaths)
     {
+        if (!Planned(options))
+        {
+            return null;
+        }
+
         try
         {
             (int w, int h) = ImageIO.Probe(contentPath, "content image");
@@ -184,6 +213,13 @@ internal static class MemoryBudget
             return null;
         }
     }
+
+    /// <summary>
+    /// Whether a run is planned at all: always on the CPU; on a GPU when --max-memory or --tile is
+    /// given or the GPU's memory can be read (<see cref="DefaultBudget(string)"/>).
+    /// </summary>
+    public static bool Planned(StyleTransferOptions options) =>
+        !GpuMemory.TryIndex(options.Device, out _) || options.MaxMemory is not null || options.Tile is > 0 || BudgetFor(options) is not null;
 
     /// <summary>Pixels of all style images at the run's style size, from their headers.</summary>
     internal static long StylePixels(StyleTransferOptions options, IEnumerable<string> stylePaths)

@@ -433,10 +433,10 @@ internal static class Stylizer
         return new StylizeResult(image, loop.History, stage.Seed, cancelled);
     }
 
-    /// <summary>The memory plan at one scale of a stylize run (CPU only; refuses when nothing fits).</summary>
+    /// <summary>The memory plan at one scale of a stylize run (refuses when nothing fits; null on a GPU without a budget, see <see cref="MemoryBudget.Planned"/>).</summary>
     private static MemoryPlan? PlanFor(IFeatureNetwork network, StyleTransferOptions options, (int Height, int Width) size, List<Tensor> styles, IReadOnlyList<Tensor?>? masks)
     {
-        if (network.Device.type != DeviceType.CPU && options.MaxMemory is null && options.Tile is null or 0)
+        if (!MemoryBudget.Planned(options))
         {
             return null;
         }
