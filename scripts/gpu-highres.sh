@@ -9,7 +9,8 @@
 # Outputs: $OUT/highres.log, the 512–3840 px images as JPEG, and crops of the 7680 px one.
 # Environment as scripts/gpu-check.sh run, plus DEADLINE (default 520), SIZES (default 512,1024,2048,3840),
 # BENCH_SIZES (default 3840,7680), TILED_BUDGET (default 12G: a 3840 px run with that --max-memory) and BIG
-# (default 7680); an empty SIZES, TILED_BUDGET or BIG skips that part. A smoke test here (CPU):
+# (default 7680); an empty SIZES, BENCH_SIZES, TILED_BUDGET or BIG skips that part. EXTRA: more stylize
+# arguments for the SIZES runs, whose outputs are then named TAG-SIZE.jpg (default TAG: default). A smoke test here (CPU):
 # DEVICE=cpu PYTHON=/usr/bin/python3 LIBTORCH_DIR=~/.nuget/packages/libtorch-cpu-linux-x64/2.10.0/runtimes/linux-x64/native SIZES=64 BENCH_SIZES=64 BIG=96 scripts/gpu-highres.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +36,10 @@ measured() { # name limit command...
 }
 
 IFS=, read -r -a sizes <<< "${SIZES-512,1024,2048,3840}"
+read -r -a extra <<< "${EXTRA:-}"
+tag=${TAG:-default}
 for s in "${sizes[@]}"; do
-  measured "default-$s" "$(left 300)" "$app/stylize" "$content" "$style" -o "$out/default-$s.jpg" --size "$s" --device "$device" --seed 1 "${r18[@]}"
+  measured "$tag-$s" "$(left 300)" "$app/stylize" "$content" "$style" -o "$out/$tag-$s.jpg" --size "$s" --device "$device" --seed 1 "${r18[@]}" "${extra[@]}"
 done
 
 # The same 3840 px run under a budget that makes it tile: the tiled path on the GPU, and its cost.
@@ -45,6 +48,7 @@ if [ -n "${TILED_BUDGET-12G}" ]; then
 fi
 
 for net in resnet18 vgg19; do
+  [ -z "${BENCH_SIZES-x}" ] && break
   weights=(); [ "$net" = resnet18 ] && weights=("${r18[@]}")
   measured "bench-$net" "$(left 150)" "$app/stylize" bench --device "$device" --network "$net" "${weights[@]}" --sizes "${BENCH_SIZES:-3840,7680}" -n 5 --tiles auto
 done

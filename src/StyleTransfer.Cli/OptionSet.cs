@@ -49,6 +49,7 @@ internal sealed class OptionSet
     // Pipeline options: only the stylize command itself takes them (AddPipelineTo).
     public readonly Option<ColorPreservationMode> PreserveColor = Binding.EnumOption<ColorPreservationMode>("--preserve-color", "Keep the content's colours: none, luminance (transfer on luminance, content chroma) or histogram (style recoloured to the content's colour mean and covariance)" + LibraryDefaults.Of(o => o.PreserveColor));
     public readonly Option<int> StyleAnchor = new("--style-anchor") { Description = "Outputs larger than this many pixels keep the look of this size: half the style loss is taken on the image scaled down to it; 0: off" + LibraryDefaults.Of(o => o.StyleAnchor) };
+    public readonly Option<int> IterationTaper = new("--iteration-taper") { Description = "Coarse to fine: scales longer than this many pixels get fewer iterations, their share × (this / long edge)², at least " + StyleTransferOptions.MinTaperedIterations + " (the look is set at the small scales; the large ones add detail); 0: off" + LibraryDefaults.Of(o => o.IterationTaper) };
     public readonly Option<string> Scales = new("--scales") { Description = "Coarse to fine: auto (from about --scale-start px, ×√2 per scale, up to --size) or a number of scales; 1: single scale, as in the paper" + LibraryDefaults.Of(o => o.Scales == StyleTransferOptions.AutoScales ? "auto" : LibraryDefaults.Text(o.Scales)) };
 
     // High resolution (docs/high-resolution.md): pipeline options too.
@@ -61,7 +62,7 @@ internal sealed class OptionSet
     [
         Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, TvChromaWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
         Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, FeatureTransform,
-        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss, Padding, AntiAlias, SizeInvariant, ScaleStart, StyleAnchor,
+        SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss, Padding, AntiAlias, SizeInvariant, ScaleStart, StyleAnchor, IterationTaper,
     ];
 
     /// <summary>Adds the options that only the full stylize pipeline honours (colour preservation, scales).</summary>
@@ -141,6 +142,7 @@ internal sealed class OptionSet
         o = Given(p, StyleScale) ? o with { StyleScale = p.GetValue(StyleScale) } : o;
         o = Given(p, StyleLoss) ? o with { StyleLoss = p.GetValue(StyleLoss) } : o;
         o = Given(p, StyleAnchor) ? o with { StyleAnchor = p.GetValue(StyleAnchor) } : o;
+        o = Given(p, IterationTaper) ? o with { IterationTaper = p.GetValue(IterationTaper) } : o;
         o = Given(p, ScaleStart) ? o with { ScaleStart = p.GetValue(ScaleStart) } : o;
         o = Given(p, SizeInvariant) ? o with { SizeInvariant = p.GetValue(SizeInvariant) } : o;
         o = Given(p, AntiAlias) ? o with { AntiAlias = p.GetValue(AntiAlias) } : o;

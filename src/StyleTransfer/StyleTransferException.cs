@@ -131,6 +131,7 @@ internal readonly record struct Opt(string Name, string? Value = null, string? K
     public static readonly Opt Scales = new(nameof(StyleTransferOptions.Scales));
     public static readonly Opt ScaleStart = new(nameof(StyleTransferOptions.ScaleStart));
     public static readonly Opt StyleAnchor = new(nameof(StyleTransferOptions.StyleAnchor));
+    public static readonly Opt IterationTaper = new(nameof(StyleTransferOptions.IterationTaper));
     public static readonly Opt BitDepth = new(nameof(StyleTransferOptions.BitDepth));
     public static readonly Opt MaxMemory = new(nameof(StyleTransferOptions.MaxMemory));
     public static readonly Opt Tile = new(nameof(StyleTransferOptions.Tile));

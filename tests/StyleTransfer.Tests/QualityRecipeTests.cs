@@ -128,6 +128,39 @@ public sealed class QualityRecipeTests
         Assert.Equal(expected, o.Validate().ScaleSizes);
     }
 
+    [Theory]
+    [InlineData(512, new[] { 75, 75, 150 })]
+    [InlineData(1024, new[] { 75, 75, 75, 75, 150 })]
+    [InlineData(2048, new[] { 75, 75, 75, 75, 75, 38, 38 })]
+    [InlineData(3840, new[] { 75, 75, 75, 75, 43, 21, 20, 20 })]
+    public void ScalesAboveTheTaperGetIterationsInProportionToTheirPixels(int size, int[] expected)
+    {
+        StyleTransferOptions o = NetworkFactory.DefaultOptions("resnet18") with { Size = size };
+        Assert.Equal(1024, o.IterationTaper);
+        int count = o.Validate().ScaleSizes.Count;
+        Assert.Equal(expected, Enumerable.Range(0, count).Select(k => o.IterationsAtScale(k, count)));
+        Assert.Equal(expected.Sum(), o.TotalIterations);
+
+        // Off: every smaller scale gets half of the last scale's share, as before.
+        StyleTransferOptions off = o with { IterationTaper = 0 };
+        Assert.Equal(Enumerable.Range(0, count).Select(k => k == count - 1 ? 150 : 75), Enumerable.Range(0, count).Select(k => off.IterationsAtScale(k, count)));
+    }
+
+    [Fact]
+    public void ASingleScaleIsNeverTapered()
+    {
+        StyleTransferOptions o = NetworkFactory.DefaultOptions("resnet18") with { Size = 3840, Scales = 1 };
+        Assert.Equal(150, o.IterationsAtScale(0, 1));
+        Assert.Equal(0, NetworkFactory.DefaultOptions("vgg19").IterationTaper);
+    }
+
+    [Fact]
+    public void ATaperBelowTheSmallestScaleIsRefused()
+    {
+        var e = Assert.Throws<StyleTransferException>(() => new StyleTransferOptions { IterationTaper = 16 }.Validate());
+        Assert.Equal("--iteration-taper must be 0 (off) or at least 32 px, not 16", Cli.OptionFlags.Message(e));
+    }
+
     [Fact]
     public void AScaleStartBelowTheSmallestScaleIsRefused()
     {

@@ -35,6 +35,7 @@ internal sealed record NetworkDefaults
         ScaleStart = 256,
         StyleScale = 1.5,
         StyleAnchor = 512,
+        IterationTaper = 1024,
         Iterations = 150,
     };
 
@@ -84,6 +85,8 @@ internal sealed record NetworkDefaults
     public double StyleScale { get; init; } = 1.0;
 
     public int StyleAnchor { get; init; }
+
+    public int IterationTaper { get; init; }
 
     /// <summary>The defaults of <paramref name="network"/>; VGG-19's (the paper's) for a name that is not known (<see cref="StyleTransferOptions.Validate()"/> refuses it).</summary>
     public static NetworkDefaults For(string? network) => NetworkSpecs.Find(network)?.Defaults ?? Vgg19;

@@ -49,6 +49,12 @@ internal static class MemoryBudget
     /// <summary>Pairs a tiled run keeps before it takes a smaller tile (measured: 5 pairs end 0.3 % above 10, 1.4 % above 100).</summary>
     public const int TiledHistory = 5;
 
+    /// <summary>
+    /// The share of the budget a plan's estimate may fill: the estimate has no margin of its own
+    /// (a 3840 px run planned to 7.8 GB of an 8 GB budget peaked at 8.11 GiB, docs/high-resolution.md).
+    /// </summary>
+    public const double PlanShare = 0.9;
+
     /// <summary>Tile interiors tried, largest first.</summary>
     public static readonly IReadOnlyList<int> TileLadder = [2048, 1536, 1024, 768, 512, 384, 256];
 
@@ -129,6 +135,7 @@ internal static class MemoryBudget
     public static MemoryPlan? Choose(StyleTransferOptions options, int height, int width, long stylePixels, bool canTile)
     {
         (long budget, string source) = BudgetFor(options) ?? (long.MaxValue, "no budget: the GPU's memory could not be read");
+        long usable = budget == long.MaxValue ? budget : (long)(budget * PlanShare);
         long pixels = (long)height * width;
         int requested = options.Optimizer == OptimizerKind.Lbfgs ? options.LbfgsHistory : 0;
         int halo = 0, align = 1;
@@ -148,8 +155,8 @@ internal static class MemoryBudget
             {
                 long fixedPart = Estimate(options, pixels, stylePixels, tile, halo, 0);
                 long pair = options.Optimizer == OptimizerKind.Lbfgs ? pixels * 24L : 1;
-                long fit = requested == 0 ? (fixedPart <= budget ? 0 : -1) : (budget - fixedPart) / pair;
-                if (fixedPart <= budget && fit >= least)
+                long fit = requested == 0 ? (fixedPart <= usable ? 0 : -1) : (usable - fixedPart) / pair;
+                if (fixedPart <= usable && fit >= least)
                 {
                     int history = (int)Math.Min(requested, fit);
                     return new MemoryPlan(budget, source, tile, tile is null ? 0 : halo, history, requested, Estimate(options, pixels, stylePixels, tile, halo, history));
@@ -173,7 +180,8 @@ internal static class MemoryBudget
         int smallest = options.Tile is int forced && forced > 0 ? forced : TileLadder[^1];
         int halo = canTile ? TileGeometry.For(options.Network, Stylizer.ActiveContentLayers(options).Union(Stylizer.ActiveStyleLayers(options)), options.AntiAlias).Halo : 0;
         int least = Math.Min(options.Optimizer == OptimizerKind.Lbfgs ? options.LbfgsHistory : 0, MinHistory);
-        long need = Estimate(options, pixels, stylePixels, canTile ? smallest : null, options.TileHalo ?? halo, least);
+        // What --max-memory must be for that plan to fit, the margin (PlanShare) included.
+        long need = (long)(Estimate(options, pixels, stylePixels, canTile ? smallest : null, options.TileHalo ?? halo, least) / PlanShare);
         string how = canTile ? $"{smallest} px tiles, L-BFGS history {least}" : $"untiled, L-BFGS history {least}";
         if (options.MaxMemory is long given)
         {
