@@ -18,7 +18,7 @@ internal static partial class GpuMemory
     /// <summary>Free and total bytes of <paramref name="device"/> ("cuda" or "cuda:N"), or null where they cannot be read.</summary>
     public static (long Free, long Total)? Query(string device)
     {
-        if (!TryIndex(device, out int index))
+        if (!TorchRuntime.TryCudaIndex(device, out int index))
         {
             return null;
         }
@@ -66,14 +66,6 @@ internal static partial class GpuMemory
         {
             return null;
         }
-    }
-
-    /// <summary>The CUDA ordinal of "cuda" (0) or "cuda:N"; false for any other device.</summary>
-    internal static bool TryIndex(string device, out int index)
-    {
-        string d = device.Trim().ToLowerInvariant();
-        index = 0;
-        return d == "cuda" || (d.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(d.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out index));
     }
 
     /// <summary>

@@ -171,6 +171,14 @@ public static class TorchRuntime
         }
     }
 
+    /// <summary>The CUDA ordinal of "cuda" (0) or "cuda:N" (any case, surrounding spaces ignored); false for any other name. Loads nothing.</summary>
+    public static bool TryCudaIndex(string name, out int index)
+    {
+        string n = name.Trim().ToLowerInvariant();
+        index = 0;
+        return n == "cuda" || (n.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(n.AsSpan(5), out index) && index >= 0);
+    }
+
     /// <summary>Parses "cpu", "cuda" or "cuda:N" and checks that the device exists.</summary>
     public static Device ResolveDevice(string name)
     {
@@ -181,9 +189,7 @@ public static class TorchRuntime
             return torch.CPU;
         }
 
-        int index = 0;
-        bool ok = n == "cuda" || (n.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(n.AsSpan(5), out index) && index >= 0);
-        if (!ok)
+        if (!TryCudaIndex(n, out int index))
         {
             throw StyleTransferException.Named($"{Opt.Device} must be cpu, cuda or cuda:N, not '{name}'");
         }

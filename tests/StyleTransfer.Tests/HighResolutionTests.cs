@@ -65,7 +65,7 @@ public sealed class HighResolutionTests : CliImagesTest
     [InlineData("cuda:x", false, 0)]
     public void GpuOrdinalsAreParsed(string device, bool isGpu, int index)
     {
-        Assert.Equal(isGpu, GpuMemory.TryIndex(device, out int got));
+        Assert.Equal(isGpu, TorchRuntime.TryCudaIndex(device, out int got));
         if (isGpu)
         {
             Assert.Equal(index, got);
@@ -152,15 +152,7 @@ public sealed class HighResolutionTests : CliImagesTest
     public void TheContentsIccProfileAndExifAreCarriedOverUpright(string name, int bits)
     {
         byte[] icc = MinimalIcc();
-        string jpeg = dir.File("camera.jpg");
-        using (Image<Rgb24> photo = TestImages.Scene(64, 48))
-        {
-            photo.Metadata.IccProfile = new IccProfile(icc);
-            photo.Metadata.ExifProfile = new ExifProfile();
-            photo.Metadata.ExifProfile.SetValue(ExifTag.Orientation, (ushort)6);
-            photo.Metadata.ExifProfile.SetValue(ExifTag.Make, "TestCam");
-            photo.SaveAsJpeg(jpeg);
-        }
+        string jpeg = CameraJpeg(icc);
 
         using Tensor loaded = ImageIO.LoadTensor(jpeg, "content image", 64);
         Assert.Equal([1L, 3, 64, 48], loaded.shape); // turned upright on reading
@@ -185,18 +177,12 @@ public sealed class HighResolutionTests : CliImagesTest
     public void TiffCarriesTheContentsExifUpright(string name, int bits)
     {
         byte[] icc = MinimalIcc();
-        string jpeg = dir.File("camera.jpg");
-        using (Image<Rgb24> photo = TestImages.Scene(64, 48))
+        string jpeg = CameraJpeg(icc, exif =>
         {
-            photo.Metadata.IccProfile = new IccProfile(icc);
-            photo.Metadata.ExifProfile = new ExifProfile();
-            photo.Metadata.ExifProfile.SetValue(ExifTag.Orientation, (ushort)6);
-            photo.Metadata.ExifProfile.SetValue(ExifTag.Make, "TestCam");
-            photo.Metadata.ExifProfile.SetValue(ExifTag.DateTimeOriginal, "2024:05:06 07:08:09");
-            photo.Metadata.ExifProfile.SetValue(ExifTag.PixelXDimension, (Number)64u);
-            photo.Metadata.ExifProfile.SetValue(ExifTag.PixelYDimension, (Number)48u);
-            photo.SaveAsJpeg(jpeg);
-        }
+            exif.SetValue(ExifTag.DateTimeOriginal, "2024:05:06 07:08:09");
+            exif.SetValue(ExifTag.PixelXDimension, (Number)64u);
+            exif.SetValue(ExifTag.PixelYDimension, (Number)48u);
+        });
 
         using Tensor loaded = ImageIO.LoadTensor(jpeg, "content image", 64);
         string output = dir.File(name);
@@ -335,6 +321,20 @@ public sealed class HighResolutionTests : CliImagesTest
         int count = BitConverter.ToInt32(tiff, e + 4);
         int at = count <= 4 ? e + 8 : BitConverter.ToInt32(tiff, e + 8);
         return System.Text.Encoding.ASCII.GetString(tiff, at, count).TrimEnd('\0');
+    }
+
+    /// <summary>A 64×48 camera JPEG stored sideways (EXIF orientation 6) with <paramref name="icc"/>, the make "TestCam" and whatever <paramref name="moreExif"/> adds.</summary>
+    private string CameraJpeg(byte[] icc, Action<ExifProfile>? moreExif = null)
+    {
+        string jpeg = dir.File("camera.jpg");
+        using Image<Rgb24> photo = TestImages.Scene(64, 48);
+        photo.Metadata.IccProfile = new IccProfile(icc);
+        photo.Metadata.ExifProfile = new ExifProfile();
+        photo.Metadata.ExifProfile.SetValue(ExifTag.Orientation, (ushort)6);
+        photo.Metadata.ExifProfile.SetValue(ExifTag.Make, "TestCam");
+        moreExif?.Invoke(photo.Metadata.ExifProfile);
+        photo.SaveAsJpeg(jpeg);
+        return jpeg;
     }
 
     /// <summary>An ICC v2 display profile header with no tags: enough for the profile to travel.</summary>

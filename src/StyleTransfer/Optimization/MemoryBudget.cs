@@ -76,7 +76,7 @@ internal static class MemoryBudget
     /// </summary>
     public static (long Bytes, string Source)? DefaultBudget(string device)
     {
-        if (!GpuMemory.TryIndex(device, out _))
+        if (!TorchRuntime.TryCudaIndex(device, out _))
         {
             return (DefaultBudget(), "default: 80% of this machine's");
         }
@@ -189,7 +189,7 @@ internal static class MemoryBudget
                 $"--max-memory {Format(given)} is too small for a {width}x{height} output with {options.Network}: it needs about {Format(need)} ({how}); give more, or a smaller --size");
         }
 
-        string has = BudgetFor(options) is { } b && GpuMemory.TryIndex(options.Device, out _)
+        string has = BudgetFor(options) is { } b && TorchRuntime.TryCudaIndex(options.Device, out _)
             ? $"the GPU has {b.Bytes / DefaultShare / 1e9:F0} GB free"
             : $"this machine has {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1e9:F0} GB";
         throw new StyleTransferException(
@@ -227,7 +227,7 @@ internal static class MemoryBudget
     /// given or the GPU's memory can be read (<see cref="DefaultBudget(string)"/>).
     /// </summary>
     public static bool Planned(StyleTransferOptions options) =>
-        !GpuMemory.TryIndex(options.Device, out _) || options.MaxMemory is not null || options.Tile is > 0 || BudgetFor(options) is not null;
+        !TorchRuntime.TryCudaIndex(options.Device, out _) || options.MaxMemory is not null || options.Tile is > 0 || BudgetFor(options) is not null;
 
     /// <summary>Pixels of all style images at the run's style size, from their headers.</summary>
     internal static long StylePixels(StyleTransferOptions options, IEnumerable<string> stylePaths)
