@@ -126,7 +126,7 @@ public static class CliApp
         string version = TorchRuntime.EnsureLoaded();
         string pooling = options.Network == "vgg19" ? $", {options.Pooling.ToString().ToLowerInvariant()} pooling" : "";
         string hugePages = MemoryTuning.Status(options.Network, options.Precision, options.Device);
-        stdout.WriteLine($"stylize: {options.Network} ({NetworkFactory.Describe(options)}){pooling}, libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s), {hugePages}");
+        stdout.WriteLine($"stylize: {options.Network} ({NetworkFactory.Describe(options)}){pooling}, libtorch {version}, {options.Device}, {options.Threads ?? Environment.ProcessorCount} thread(s), {hugePages}, {MemoryTuning.HeapReuseStatus}");
 
         if (MemoryBudget.StartupLine(options, content, style) is { } memory)
         {
@@ -297,6 +297,7 @@ public static class CliApp
         public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
         public readonly Option<double?> PeakGflops = new("--peak-gflops") { Description = "fp32 peak to compare against (default: measured, all threads running vector FMAs; none on CUDA)" };
         public readonly Option<bool> Profile = new("--profile") { Description = "Also time each VGG-19 convolution alone, forward and input-gradient backward (one 'profile' line per layer)" };
+        public readonly Option<bool> Phases = new("--phases") { Description = "Also time the phases of one evaluation (forward, feature transform, content, style, TV, loss backward, network backward) with the network's default recipe (one 'phases' line per size, CPU only)" };
         public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         public readonly Option<Precision> Precision = Binding.EnumOption<Precision>("--precision", "Network arithmetic: fp32, bf16 or fp16 (CUDA)" + LibraryDefaults.Of(o => o.Precision));
         public readonly Option<string?> Tiles = new("--tiles") { Description = "Tiled evaluation: auto (chosen by the memory budget, as stylize does), off, or a tile size; adds tile= and history= to each line (default: whole image)" };
@@ -307,7 +308,7 @@ public static class CliApp
         {
             Command = new Command("bench", "Time style-transfer iterations (random full-width weights): one machine-readable line per size")
             {
-                Network, Sizes, Iterations, Threads, PeakGflops, Device, Precision, Profile, Tiles, MaxMemory, Weights,
+                Network, Sizes, Iterations, Threads, PeakGflops, Device, Precision, Profile, Phases, Tiles, MaxMemory, Weights,
             };
         }
 
@@ -362,6 +363,12 @@ public static class CliApp
                 throw new StyleTransferException("--profile times VGG-19's convolutions on the CPU only");
             }
 
+            bool phases = p.GetValue(Phases);
+            if (phases && device != "cpu")
+            {
+                throw new StyleTransferException("--phases times an evaluation on the CPU only");
+            }
+
             string version = TorchRuntime.EnsureLoaded();
             int threads = TorchSharp.torch.get_num_threads();
             double? peak = p.GetValue(PeakGflops);
@@ -379,7 +386,7 @@ public static class CliApp
 
             CpuInfo cpu = CpuInfo.ThisMachine;
             string hugePages = MemoryTuning.Status(p.GetValue(Network)!, precision, device);
-            stdout.WriteLine($"# libtorch {version}, {threads} thread(s), {Environment.ProcessorCount} core(s); {peakNote}; cpu {cpu.Model}, onednn isa {cpu.OneDnnIsaNote()}; {hugePages}");
+            stdout.WriteLine($"# libtorch {version}, {threads} thread(s), {Environment.ProcessorCount} core(s); {peakNote}; cpu {cpu.Model}, onednn isa {cpu.OneDnnIsaNote()}; {hugePages}; {MemoryTuning.HeapReuseStatus}");
             foreach (int size in sizes)
             {
                 if (profile)
@@ -392,6 +399,11 @@ public static class CliApp
                     }
 
                     stdout.WriteLine(Diagnostics.ConvProfile.Total(rows, size, peak!.Value, channelsLast, precision));
+                }
+
+                if (phases)
+                {
+                    stdout.WriteLine(Diagnostics.IterationPhases.Run(p.GetValue(Network)!, size, precision, iterations, p.GetValue(Weights)));
                 }
 
                 stdout.WriteLine(Diagnostics.Benchmark.Run(p.GetValue(Network)!, size, iterations, peak, device, precision, tiles, p.GetValue(MaxMemory) is { } m ? MemoryBudget.Parse(m) : null, p.GetValue(Weights)));

@@ -23,6 +23,7 @@ public static class TorchRuntime
             try
             {
                 QuietNativeLogging();
+                MemoryTuning.ApplyHeapReuse();
                 version = LoadNative();
                 DisableNnpack();
                 return version;
@@ -217,4 +218,7 @@ internal static partial class NativeMethods
 
     [System.Runtime.InteropServices.LibraryImport("libc")]
     internal static partial int malloc_trim(nuint pad);
+
+    [System.Runtime.InteropServices.LibraryImport("libc")]
+    internal static partial int mallopt(int param, int value);
 }

@@ -97,6 +97,45 @@ public class BenchDiagnosticsTests
         Assert.Matches(@"(?m)^bench vgg19 32 ", output);
     }
 
+    [Fact]
+    public void BenchTimesOneScaleAtTheSizeItNames()
+    {
+        // ResNet-18's default recipe runs coarse to fine (256, 362 and 512 px for a 512 px image); the
+        // bench line names 512 px, so it times 512 px iterations only.
+        Assert.True(NetworkFactory.DefaultOptions("resnet18").Scales != 1);
+        StyleTransferOptions o = Benchmark.OptionsFor("resnet18", 512, 10);
+        Assert.Equal((1, 11, false), (o.Scales, o.Iterations, o.LineSearch));
+        Assert.Equal([512], o.ScaleSizes);
+        Assert.Equal(3, NetworkFactory.DefaultOptions("resnet18").ScaleSizes.Count);
+        Assert.Equal(NetworkFactory.DefaultOptions("resnet18").StyleLayers, o.StyleLayers);
+    }
+
+    [Fact]
+    public void BenchPhasesPrintsWhereOneEvaluationGoes()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliApp.Run(["bench", "--network", "resnet18", "--phases", "--sizes", "64", "-n", "1", "--peak-gflops", "100"], stdout, stderr);
+        Assert.Equal("", stderr.ToString());
+        Assert.Equal(CliApp.ExitOk, code);
+        var m = System.Text.RegularExpressions.Regex.Match(stdout.ToString(), @"(?m)^phases resnet18 64 forward_ms=([0-9.]+) transform_ms=([0-9.]+) content_ms=([0-9.]+) style_ms=([0-9.]+) tv_ms=([0-9.]+) loss_backward_ms=([0-9.]+) network_backward_ms=([0-9.]+) evaluate_ms=([0-9.]+) precision=fp32\r?$");
+        Assert.True(m.Success, stdout.ToString());
+        double[] v = [.. m.Groups.Values.Skip(1).Select(g => double.Parse(g.Value, System.Globalization.CultureInfo.InvariantCulture))];
+        Assert.True(v[0] > 0 && v[6] > 0, "the network's passes took no time");
+        Assert.Equal(v[..7].Sum(), v[7], 0.05 * 8);
+        Assert.Matches(@"(?m)^bench resnet18 64 ", stdout.ToString());
+    }
+
+    [Fact]
+    public void PhasesAreRefusedOffTheCpu()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliApp.Run(["bench", "--phases", "--device", "cuda", "--sizes", "32", "-n", "1"], stdout, stderr);
+        Assert.Equal(CliApp.ExitBadInput, code);
+        Assert.Equal("error: --phases times an evaluation on the CPU only" + Environment.NewLine, stderr.ToString());
+    }
+
     [Theory]
     [InlineData("NaN")]
     [InlineData("-1")]

@@ -181,8 +181,29 @@ public class MemoryTuningTests
         CpuInfo cpu = CpuInfo.ThisMachine;
         bool active = MemoryTuning.IsActive(Environment.GetEnvironmentVariable("GLIBC_TUNABLES"));
         Assert.Matches(
-            $"^# libtorch .*; fp32 peak 100 GFLOP/s given; cpu {Regex.Escape(cpu.Model)}, onednn isa {Regex.Escape(cpu.OneDnnIsaNote())}; huge pages {(active ? "on" : "off")} \\(.+\\)$",
+            $"^# libtorch .*; fp32 peak 100 GFLOP/s given; cpu {Regex.Escape(cpu.Model)}, onednn isa {Regex.Escape(cpu.OneDnnIsaNote())}; huge pages {(active ? "on" : "off")} \\(.+\\); {Regex.Escape(MemoryTuning.HeapReuseStatus)}$",
             header);
+
+        // What this process decided, and mallopt accepted it ("heap reuse off (mallopt refused)" otherwise).
+        string expected = MemoryTuning.HeapReuseDecision(
+            OperatingSystem.IsLinux(),
+            Environment.GetEnvironmentVariable(MemoryTuning.HeapReuseVariable),
+            Environment.GetEnvironmentVariable("GLIBC_TUNABLES"),
+            Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") ?? Environment.GetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_"));
+        Assert.Equal(expected, MemoryTuning.HeapReuseStatus);
+    }
+
+    [Fact]
+    public void HeapReuseIsOnUnlessSwitchedOffOrTheUserSetAThreshold()
+    {
+        Assert.Equal("heap reuse on", MemoryTuning.HeapReuseDecision(true, null, null, null));
+        Assert.Equal("heap reuse on", MemoryTuning.HeapReuseDecision(true, "on", "glibc.malloc.hugetlb=1", null));
+        Assert.Equal("heap reuse off (STYLIZE_HEAP_REUSE=off)", MemoryTuning.HeapReuseDecision(true, " off ", null, null));
+        Assert.Equal("heap reuse off (STYLIZE_HEAP_REUSE=0)", MemoryTuning.HeapReuseDecision(true, "0", null, null));
+        Assert.Equal("heap reuse off (the thresholds set by the user are kept)", MemoryTuning.HeapReuseDecision(true, null, "glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=0", null));
+        Assert.Equal("heap reuse off (the thresholds set by the user are kept)", MemoryTuning.HeapReuseDecision(true, null, "glibc.malloc.mmap_threshold=1048576", null));
+        Assert.Equal("heap reuse off (the thresholds set by the user are kept)", MemoryTuning.HeapReuseDecision(true, null, null, "131072"));
+        Assert.Equal("heap reuse off (not Linux)", MemoryTuning.HeapReuseDecision(false, null, null, null));
     }
 
     private sealed record Trace(int Pid, string Marker, string Tunables, string[] Argv);

@@ -16,8 +16,7 @@ public sealed class QualityRecipeTests
     {
         using var scope = torch.NewDisposeScope();
         Tensor board = (torch.arange(16).reshape(16, 1) + torch.arange(16).reshape(1, 16)).remainder(2).to(ScalarType.Float32).expand(1, 3, 16, 16).contiguous();
-        Tensor kernel = (torch.tensor(new float[] { 1, 2, 1 }) / 4f).outer(torch.tensor(new float[] { 1, 2, 1 }) / 4f).reshape(1, 1, 3, 3);
-        Tensor blurred = AntiAliasedInput.Blur(board, kernel);
+        Tensor blurred = AntiAliasedInput.Blur(board, 3);
         Assert.Equal(board.shape, blurred.shape);
 
         // Interior: every output is (4·v + 4·(1−v)·… ) / 16 = 0.5 exactly; the border repeats edge pixels.
@@ -27,8 +26,27 @@ public sealed class QualityRecipeTests
 
         // A smooth ramp passes unchanged in the interior (the filter sums to 1 and is symmetric).
         Tensor ramp = torch.linspace(0, 1, 16).reshape(1, 1, 1, 16).expand(1, 3, 16, 16).contiguous();
-        Tensor rampOut = AntiAliasedInput.Blur(ramp, kernel);
+        Tensor rampOut = AntiAliasedInput.Blur(ramp, 3);
         Assert.True((rampOut - ramp)[.., .., .., 1..^1].abs().max().ToDouble() < 1e-6);
+    }
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(5)]
+    public void TheBlurIsTheBinomialKernelWithEdgesRepeated(int taps)
+    {
+        // The pooling passes against the filter written out: replicate padding, then a depthwise
+        // convolution with the [1,1,taps,taps] binomial kernel.
+        using var scope = torch.NewDisposeScope();
+        using var gen = new Generator(11);
+        Tensor image = torch.rand(new long[] { 1, 2, 13, 17 }, generator: gen);
+        long pad = taps / 2;
+        Tensor kernel = AntiAliasedInput.Binomial(taps).expand(2, 1, taps, taps);
+        Tensor expected = nn.functional.conv2d(nn.functional.pad(image, [pad, pad, pad, pad], PaddingModes.Replicate), kernel, groups: 2);
+        Tensor blurred = AntiAliasedInput.Blur(image, taps);
+        Assert.Equal(expected.shape, blurred.shape);
+        Assert.True((blurred - expected).abs().max().ToDouble() < 1e-6);
+        Assert.Equal(taps == 3 ? 1.0 / 16 : 1.0 / 256, AntiAliasedInput.Binomial(taps)[0, 0, 0, 0].ToDouble(), 9);
     }
 
     [Fact]

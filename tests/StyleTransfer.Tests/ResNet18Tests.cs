@@ -168,6 +168,46 @@ public sealed class ResNet18Tests : IClassFixture<ResNet18Fixture>
         Assert.True(grad.abs().max().item<float>() > 0, "gradient is zero");
     }
 
+    [Theory]
+    [InlineData(75, 101, FirstConvPadding.Zero)]
+    [InlineData(64, 96, FirstConvPadding.Zero)]
+    [InlineData(75, 101, FirstConvPadding.Replicate)]
+    [InlineData(64, 96, FirstConvPadding.Replicate)]
+    public void TheFoldedStemGivesTheStridedConvolutionsValuesAndGradient(int height, int width, FirstConvPadding padding)
+    {
+        // The stem folded 2×2 into channels (the CPU default) against libtorch's stride-2 convolution:
+        // the same sums in another order, so float32 rounding apart (1e-5 of the largest magnitude).
+        using var scope = torch.NewDisposeScope();
+        FirstConvPadding before = Net.Padding;
+        try
+        {
+            Net.Padding = padding;
+            (Tensor Conv1, Tensor Layer1, Tensor Grad) Run(bool folded)
+            {
+                Net.FoldedStem = folded;
+                Tensor image = Image(height, width, seed: 9).requires_grad_(true);
+                Dictionary<string, Tensor> feats = Net.Extract(image, ["conv1", "layer1_1"]);
+                (feats["conv1"].square().mean() + feats["layer1_1"].mean()).backward();
+                return (feats["conv1"].detach(), feats["layer1_1"].detach(), image.grad!);
+            }
+
+            var strided = Run(false);
+            var folded = Run(true);
+            Assert.Equal(strided.Conv1.shape, folded.Conv1.shape);
+            foreach ((Tensor a, Tensor b, string what) in new[] { (strided.Conv1, folded.Conv1, "conv1"), (strided.Layer1, folded.Layer1, "layer1_1"), (strided.Grad, folded.Grad, "image gradient") })
+            {
+                double scale = a.abs().max().ToDouble();
+                double diff = (a - b).abs().max().ToDouble();
+                Assert.True(scale > 0 && diff <= 1e-5 * scale, $"{what}: differs by {diff:E2} of {scale:E2}");
+            }
+        }
+        finally
+        {
+            Net.FoldedStem = true;
+            Net.Padding = before;
+        }
+    }
+
     [Fact]
     public void ExtractRunsOnlyAsDeepAsAskedAndRejectsUnknownTaps()
     {

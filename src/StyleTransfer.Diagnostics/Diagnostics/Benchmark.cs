@@ -64,18 +64,7 @@ internal static class Benchmark
 
         TorchRuntime.EnsureLoaded();
         Device dev = TorchRuntime.ResolveDevice(device);
-        StyleTransferOptions options = NetworkFactory.DefaultOptions(network) with
-        {
-            Size = size,
-            Iterations = iterations + 1,
-            Seed = 3,
-            LineSearch = false,
-            Device = device,
-            Precision = precision,
-            Tile = tile,
-            MaxMemory = maxMemory,
-            WeightsPath = network == "vgg19" ? null : weightsPath,
-        };
+        StyleTransferOptions options = OptionsFor(network, size, iterations, device, precision, tile, maxMemory, weightsPath);
         options.Validate();
         MemoryPlan? plan = tile == 0 && maxMemory is null ? null : MemoryBudget.Require(options, size, size, (long)size * size, TiledObjective.Unsupported(options, false) is null);
         using var scope = torch.NewDisposeScope();
@@ -141,6 +130,27 @@ internal static class Benchmark
             GpuMb = gpuMb,
         };
     }
+
+    /// <summary>
+    /// What a bench case runs: the network's default recipe at one scale of <paramref name="size"/> px
+    /// (the line times iterations at the size it names; ResNet-18's default recipe is coarse to fine,
+    /// whose early iterations run at a quarter of the pixels), without line search (one evaluation per
+    /// iteration), one warm-up iteration more than timed.
+    /// </summary>
+    internal static StyleTransferOptions OptionsFor(string network, int size, int iterations, string device = "cpu", Precision precision = Precision.Fp32, int? tile = 0, long? maxMemory = null, string? weightsPath = null) =>
+        NetworkFactory.DefaultOptions(network) with
+        {
+            Size = size,
+            Scales = 1,
+            Iterations = iterations + 1,
+            Seed = 3,
+            LineSearch = false,
+            Device = device,
+            Precision = precision,
+            Tile = tile,
+            MaxMemory = maxMemory,
+            WeightsPath = network == "vgg19" ? null : weightsPath,
+        };
 
     private static Vgg19 PrepareRandomVgg(Device device)
     {

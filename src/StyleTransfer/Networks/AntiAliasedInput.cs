@@ -28,17 +28,32 @@ internal sealed class AntiAliasedInput : FeatureNetworkWrapper
         filters = new Filters(inner.Device);
     }
 
-    /// <summary>A depthwise blur of every channel of a [N,C,H,W] image with a square kernel [1,1,k,k], edges repeated.</summary>
-    public static Tensor Blur(Tensor image, Tensor kernel)
+    /// <summary>
+    /// Blurs every channel of a [N,C,H,W] image with the binomial filter of <paramref name="taps"/>
+    /// taps (<see cref="Binomial"/>), edges repeated: taps − 1 passes of a 2×2 mean at stride 1,
+    /// whose repeated convolution is that filter exactly ([1,1]/2 ∗ [1,1]/2 = [1,2,1]/4). Pooling,
+    /// not a depthwise convolution: it is one memory-bound pass each way, where oneDNN ran the
+    /// convolution's backward on one or two channels at 1 GFLOP/s (docs/performance.md).
+    /// </summary>
+    public static Tensor Blur(Tensor image, int taps)
     {
-        long channels = image.shape[1];
-        long pad = kernel.shape[^1] / 2;
-        using Tensor padded = F.pad(image, [pad, pad, pad, pad], PaddingModes.Replicate);
-        using Tensor k = kernel.to(image.dtype).expand(channels, 1, kernel.shape[^2], kernel.shape[^1]);
-        return F.conv2d(padded, k, groups: channels);
+        if (taps is not (3 or 5))
+        {
+            throw new ArgumentOutOfRangeException(nameof(taps), taps, "3 or 5");
+        }
+
+        long pad = (taps - 1) / 2;
+        Tensor x = F.pad(image, [pad, pad, pad, pad], PaddingModes.Replicate);
+        for (int pass = 0; pass < taps - 1; pass++)
+        {
+            using Tensor before = x;
+            x = F.avg_pool2d(before, kernel_size: 2, stride: 1);
+        }
+
+        return x;
     }
 
-    /// <summary>The separable binomial kernel of <paramref name="taps"/> taps (3: [1,2,1]/4, 5: [1,4,6,4,1]/16), as [1,1,taps,taps].</summary>
+    /// <summary>The separable binomial kernel of <paramref name="taps"/> taps (3: [1,2,1]/4, 5: [1,4,6,4,1]/16), as [1,1,taps,taps]: what <see cref="Blur"/> applies.</summary>
     public static Tensor Binomial(int taps)
     {
         float[] row = taps switch
@@ -84,33 +99,41 @@ internal sealed class AntiAliasedInput : FeatureNetworkWrapper
 
     private sealed class Filters : IDisposable
     {
-        private readonly Tensor toYcc, fromYcc, luma, chroma;
+        private readonly Tensor toYcc, fromYcc;
 
         public Filters(Device device)
         {
-            toYcc = torch.tensor(Bt601.ToYcc).reshape(3, 3, 1, 1).to(device);
-            fromYcc = torch.tensor(Bt601.FromYcc).reshape(3, 3, 1, 1).to(device);
-            luma = Binomial(3).to(device);
-            chroma = Binomial(5).to(device);
+            toYcc = torch.tensor(Bt601.ToYcc).to(device);
+            fromYcc = torch.tensor(Bt601.FromYcc).to(device);
         }
 
         public Tensor Apply(Tensor image)
         {
-            using Tensor ycc = F.conv2d(image, toYcc.to(image.dtype));
+            // The colour transforms as a 3×3 matrix product over the pixels (a 1×1 convolution of three
+            // channels ran at 3 GFLOP/s in oneDNN, plus a layout copy each way).
+            using Tensor ycc = Mix(toYcc, image);
             using Tensor y = ycc.narrow(1, 0, 1);
             using Tensor c = ycc.narrow(1, 1, 2);
-            using Tensor yf = Blur(y, luma);
-            using Tensor cf = Blur(c, chroma);
+            using Tensor yf = Blur(y, 3);
+            using Tensor cf = Blur(c, 5);
             using Tensor both = torch.cat([yf, cf], 1);
-            return F.conv2d(both, fromYcc.to(image.dtype));
+            return Mix(fromYcc, both);
         }
 
         public void Dispose()
         {
             toYcc.Dispose();
             fromYcc.Dispose();
-            luma.Dispose();
-            chroma.Dispose();
+        }
+
+        /// <summary>Σ_i m[o,i]·x[n,i,h,w] for a [N,3,H,W] image.</summary>
+        private static Tensor Mix(Tensor m, Tensor x)
+        {
+            long n = x.shape[0], h = x.shape[2], w = x.shape[3];
+            using Tensor k = m.to(x.dtype);
+            using Tensor flat = x.reshape(n, 3, h * w);
+            using Tensor mixed = k.matmul(flat);
+            return mixed.reshape(n, 3, h, w);
         }
     }
 }

@@ -104,6 +104,12 @@ internal sealed class ResNet18 : IFeatureNetwork
 
     public FirstConvPadding Padding { get; set; }
 
+    /// <summary>
+    /// Whether the stem runs folded 2×2 into channels on the CPU (the same sums; its input gradient,
+    /// the image's, about 2.5× faster there). Off: libtorch's strided convolution, for comparison.
+    /// </summary>
+    internal bool FoldedStem { get; set; } = true;
+
     /// <summary>Blocks per stage, as found in the graph (2, 2, 2, 3 for the CNTK model).</summary>
     public IReadOnlyList<int> StageBlocks => blocks.GroupBy(b => b.Stage).Select(g => g.Count()).ToList();
 
@@ -255,7 +261,7 @@ internal sealed class ResNet18 : IFeatureNetwork
         }
 
         Tensor x = Preprocess(image.to(stem.Weight.dtype));
-        x = stem.Apply(x, Padding).to(blocks[0].Conv1.Weight.dtype); // float32 input stage, then the network's precision
+        x = stem.Apply(x, Padding, FoldedStem).to(blocks[0].Conv1.Weight.dtype); // float32 input stage, then the network's precision
         bool keepConv = requested.Contains("conv1");
         if (Emit("conv1", x))
         {
@@ -303,6 +309,7 @@ internal sealed class ResNet18 : IFeatureNetwork
         {
             c.Weight.Dispose();
             c.Bias.Dispose();
+            c.DisposeDerived();
         }
 
         channelIndex.Dispose();
@@ -792,6 +799,9 @@ internal sealed class ResNet18 : IFeatureNetwork
     /// <summary>A convolution with its batch norm folded in (float64 while loading, float32 after).</summary>
     private sealed class Conv(Tensor weight, Tensor bias, long kh, long kw, long strideH, long strideW, long[] pads, string output)
     {
+        private Tensor? spaceToDepth;
+        private Tensor? spaceToDepthOf;
+
         public Tensor Weight { get; set; } = weight;
 
         public Tensor Bias { get; set; } = bias;
@@ -816,8 +826,13 @@ internal sealed class ResNet18 : IFeatureNetwork
         /// symmetric padding with the begin pads computes the same windows plus possibly one more
         /// row/column, which is cut off, so no padded copy of the input is made.
         /// </summary>
-        public Tensor Apply(Tensor x, FirstConvPadding mode = FirstConvPadding.Zero)
+        public Tensor Apply(Tensor x, FirstConvPadding mode = FirstConvPadding.Zero, bool fold = false)
         {
+            if (fold && UsesSpaceToDepth(x))
+            {
+                return ApplySpaceToDepth(x, mode);
+            }
+
             long[] stride = [strideH, strideW];
             if (mode == FirstConvPadding.Zero && pads[2] <= pads[0] && pads[3] <= pads[1])
             {
@@ -831,11 +846,75 @@ internal sealed class ResNet18 : IFeatureNetwork
             return ConvHook.Conv(F.conv2d(padded, Weight, Bias, strides: stride), Weight);
         }
 
+        /// <summary>Releases the space-to-depth weights (the weights themselves belong to the network).</summary>
+        public void DisposeDerived()
+        {
+            spaceToDepth?.Dispose();
+            (spaceToDepth, spaceToDepthOf) = (null, null);
+        }
+
         private static Tensor Convert(Tensor t)
         {
             Tensor f = Own(t.to_type(ScalarType.Float32));
             t.Dispose();
             return f;
+        }
+
+        /// <summary>
+        /// The stem (stride 2, three input channels) on the CPU. oneDNN computes the input gradient of
+        /// a strided convolution with few input channels at about 40 GFLOP/s against about 250 for the
+        /// forward pass (its <c>brgconv_strided</c> backward; docs/performance.md), and that gradient
+        /// is the image's. The same convolution at stride 1 on the image folded 2×2 into channels
+        /// (pixel_unshuffle: 3 → 12 channels at half the size) with the kernel folded the same way
+        /// (7×7, zero-extended to 8×8, → 4×4) gives the same sums and a gradient through ordinary
+        /// kernels.
+        /// </summary>
+        private bool UsesSpaceToDepth(Tensor x) =>
+            strideH == 2 && strideW == 2 && Weight.shape[1] <= 4 && x.device_type == DeviceType.CPU && x.dim() == 4;
+
+        private Tensor ApplySpaceToDepth(Tensor x, FirstConvPadding mode)
+        {
+            (long oh, long ow) = OutputSize(x, kh, kw, strideH, strideW, pads);
+            long kh2 = (kh + 1) / 2, kw2 = (kw + 1) / 2;
+
+            // Rows and columns the folded convolution reads: 2·(out + k/2 − 1), from the top-left pad on.
+            long needH = 2 * (oh + kh2 - 1), needW = 2 * (ow + kw2 - 1);
+            long h = x.shape[2], w = x.shape[3];
+            long bottom = needH - h - pads[0], right = needW - w - pads[1];
+            Tensor padded;
+            if (mode == FirstConvPadding.Zero)
+            {
+                padded = F.pad(x, [pads[1], right, pads[0], bottom]);
+            }
+            else
+            {
+                // The graph's own padding, then zero rows and columns that meet only the kernel's zero extension.
+                using Tensor edge = NetworkTensors.Pad(x, pads[1], pads[3], pads[0], pads[2], mode);
+                padded = F.pad(edge, [0, right - pads[3], 0, bottom - pads[2]]);
+            }
+
+            using (padded)
+            {
+                using Tensor folded = F.pixel_unshuffle(padded, 2);
+                return ConvHook.Conv(F.conv2d(folded, FoldedWeight(), Bias), Weight);
+            }
+        }
+
+        /// <summary>[O,C,kh,kw] → [O,4C,⌈kh/2⌉,⌈kw/2⌉], channel c·4 + 2p + q holding taps (2a + p, 2b + q), as pixel_unshuffle orders them; made once per weight tensor.</summary>
+        private Tensor FoldedWeight()
+        {
+            if (spaceToDepth is null || !ReferenceEquals(spaceToDepthOf, Weight))
+            {
+                DisposeDerived();
+                long o = Weight.shape[0], c = Weight.shape[1], kh2 = (kh + 1) / 2, kw2 = (kw + 1) / 2;
+                using var scope = torch.NewDisposeScope();
+                using var noGrad = torch.no_grad();
+                Tensor extended = F.pad(Weight, [0, (2 * kw2) - kw, 0, (2 * kh2) - kh]);
+                spaceToDepth = extended.reshape(o, c, kh2, 2, kw2, 2).permute(0, 1, 3, 5, 2, 4).reshape(o, c * 4, kh2, kw2).contiguous().DetachFromDisposeScope();
+                spaceToDepthOf = Weight;
+            }
+
+            return spaceToDepth;
         }
     }
 
