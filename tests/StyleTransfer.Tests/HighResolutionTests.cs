@@ -55,6 +55,26 @@ public sealed class HighResolutionTests : CliImagesTest
         Assert.StartsWith("--max-memory 4.0 GB is too small for a 3840x2880 output with alexnet: it needs about ", e.Message);
     }
 
+    [Fact]
+    public void TheWholeImageEstimateCountsTheStyleAnchorsPass()
+    {
+        // Above the anchor (512 px for ResNet-18) the network also runs on the image at 512 px: a
+        // 1024×768 scale adds a 512×384 pass; at 512 px and with the anchor off there is none.
+        StyleTransferOptions o = NetworkFactory.DefaultOptions("resnet18") with { Size = 1024, MaxMemory = 20L << 30 };
+        Assert.Equal(512L * 384, MemoryBudget.AnchorPixels(o, 768, 1024));
+        Assert.Equal(0, MemoryBudget.AnchorPixels(o, 384, 512));
+        Assert.Equal(0, MemoryBudget.AnchorPixels(o with { StyleAnchor = 0 }, 768, 1024));
+        Assert.Equal(0, MemoryBudget.AnchorPixels(NetworkFactory.DefaultOptions("vgg19") with { Size = 1024 }, 768, 1024));
+
+        long style = 1536L * 1152, pixels = 1024L * 768, anchor = 512L * 384;
+        long with = MemoryBudget.Estimate(o, pixels, style, null, 0, 100, anchor);
+        Assert.Equal(NetworkFactory.EstimateWorkingBytes("resnet18", anchor), with - MemoryBudget.Estimate(o, pixels, style, null, 0, 100));
+        Assert.Equal(with, MemoryBudget.Require(o, 768, 1024, style, canTile: true).Estimate);
+
+        // Tiles keep the estimate measured for them (higher than the peak already).
+        Assert.Equal(MemoryBudget.Estimate(o, pixels, style, 512, 128, 5), MemoryBudget.Estimate(o, pixels, style, 512, 128, 5, anchor));
+    }
+
     [Theory]
     [InlineData("cuda", true, 0)]
     [InlineData("CUDA:3", true, 3)]

@@ -118,14 +118,43 @@ internal static class MemoryBudget
         : string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 20):F0} MB");
 
     /// <summary>The estimated peak for <paramref name="pixels"/> output pixels and <paramref name="stylePixels"/> style pixels (all style images), whole or in tiles.</summary>
-    public static long Estimate(StyleTransferOptions options, long pixels, long stylePixels, int? tile, int halo, int history)
+    /// <remarks>
+    /// <paramref name="anchorPixels"/>: the pixels of the style anchor's image (<see cref="AnchorPixels"/>),
+    /// which the network also runs on, whole, at every evaluation of a scale above the anchor. Counted
+    /// for a whole image, where the estimate without it was measured low (1024 px: 3.2 GiB estimated,
+    /// 3.75 GiB measured; docs/high-resolution.md); not for tiles, whose estimate was measured higher
+    /// than the peak by more than the anchor's share (3840 px at 8G: 7.0 estimated, 6.48 GiB measured).
+    /// </remarks>
+    public static long Estimate(StyleTransferOptions options, long pixels, long stylePixels, int? tile, int halo, int history, long anchorPixels = 0)
     {
         long image = (pixels * BytesPerPixel) + (stylePixels * 3 * 12);
         long working = tile is int t
             ? NetworkFactory.EstimateWorkingBytes(options.Network, (long)(t + (2 * halo)) * (t + (2 * halo))) + ContentBuffers(options, pixels)
             : NetworkFactory.EstimateWorkingBytes(options.Network, pixels);
+        if (tile is null)
+        {
+            working += NetworkFactory.EstimateWorkingBytes(options.Network, anchorPixels);
+        }
         long optimiser = options.Optimizer == OptimizerKind.Lbfgs ? history * pixels * 24L : pixels * 24L;
         return BaselineBytes + image + working + optimiser;
+    }
+
+    /// <summary>
+    /// The pixels of the image the style anchor runs the network on for a scale of
+    /// <paramref name="height"/>×<paramref name="width"/>: the scale shrunk to a long edge of
+    /// <see cref="StyleTransferOptions.StyleAnchor"/>, or 0 where the anchor does not act
+    /// (<see cref="Stylizer.AnchorActs"/>).
+    /// </summary>
+    public static long AnchorPixels(StyleTransferOptions options, int height, int width)
+    {
+        int longEdge = Math.Max(height, width);
+        if (!Stylizer.AnchorActs(options, longEdge))
+        {
+            return 0;
+        }
+
+        double f = options.StyleAnchor / (double)longEdge;
+        return (long)Math.Round(height * f) * (long)Math.Round(width * f);
     }
 
     /// <summary>
@@ -137,6 +166,7 @@ internal static class MemoryBudget
         (long budget, string source) = BudgetFor(options) ?? (long.MaxValue, "no budget: the GPU's memory could not be read");
         long usable = budget == long.MaxValue ? budget : (long)(budget * PlanShare);
         long pixels = (long)height * width;
+        long anchor = AnchorPixels(options, height, width);
         int requested = options.Optimizer == OptimizerKind.Lbfgs ? options.LbfgsHistory : 0;
         int halo = 0, align = 1;
         canTile &= options.Tile != 0 && TiledObjective.Unsupported(options, false) is null;
@@ -153,13 +183,13 @@ internal static class MemoryBudget
         {
             foreach (int? tile in candidates)
             {
-                long fixedPart = Estimate(options, pixels, stylePixels, tile, halo, 0);
+                long fixedPart = Estimate(options, pixels, stylePixels, tile, halo, 0, anchor);
                 long pair = options.Optimizer == OptimizerKind.Lbfgs ? pixels * 24L : 1;
                 long fit = requested == 0 ? (fixedPart <= usable ? 0 : -1) : (usable - fixedPart) / pair;
                 if (fixedPart <= usable && fit >= least)
                 {
                     int history = (int)Math.Min(requested, fit);
-                    return new MemoryPlan(budget, source, tile, tile is null ? 0 : halo, history, requested, Estimate(options, pixels, stylePixels, tile, halo, history));
+                    return new MemoryPlan(budget, source, tile, tile is null ? 0 : halo, history, requested, Estimate(options, pixels, stylePixels, tile, halo, history, anchor));
                 }
             }
         }
@@ -181,7 +211,7 @@ internal static class MemoryBudget
         int halo = canTile ? TileGeometry.For(options.Network, Stylizer.ActiveContentLayers(options).Union(Stylizer.ActiveStyleLayers(options)), options.AntiAlias).Halo : 0;
         int least = Math.Min(options.Optimizer == OptimizerKind.Lbfgs ? options.LbfgsHistory : 0, MinHistory);
         // What --max-memory must be for that plan to fit, the margin (PlanShare) included.
-        long need = (long)(Estimate(options, pixels, stylePixels, canTile ? smallest : null, options.TileHalo ?? halo, least) / PlanShare);
+        long need = (long)(Estimate(options, pixels, stylePixels, canTile ? smallest : null, options.TileHalo ?? halo, least, AnchorPixels(options, height, width)) / PlanShare);
         string how = canTile ? $"{smallest} px tiles, L-BFGS history {least}" : $"untiled, L-BFGS history {least}";
         if (options.MaxMemory is long given)
         {

@@ -485,6 +485,10 @@ internal static class Stylizer
     }
 
     /// <summary>Area-averaged downsampling (exact box filter at integer factors); bilinear when not shrinking.</summary>
+    /// <summary>Whether the style anchor acts at a scale whose long edge is <paramref name="longEdge"/>: on, with style layers, and the scale above it.</summary>
+    internal static bool AnchorActs(StyleTransferOptions options, int longEdge) =>
+        options.StyleAnchor > 0 && longEdge > options.StyleAnchor * 1.01 && ActiveStyleLayers(options).Count > 0;
+
     /// <summary>
     /// The network and options of a scale whose long edge is <paramref name="longEdge"/>: above
     /// <see cref="StyleTransferOptions.StyleAnchor"/>, every style layer is also taken on the image
@@ -493,7 +497,7 @@ internal static class Stylizer
     /// </summary>
     internal static (IFeatureNetwork Network, StyleTransferOptions Options) Anchor(IFeatureNetwork network, StyleTransferOptions options, int longEdge)
     {
-        if (options.StyleAnchor <= 0 || longEdge <= options.StyleAnchor * 1.01 || ActiveStyleLayers(options).Count == 0)
+        if (!AnchorActs(options, longEdge))
         {
             return (network, options);
         }
