@@ -43,6 +43,7 @@ internal static class OptionFlags
         [nameof(StyleTransferOptions.SizeInvariant)] = "--size-invariant",
         [nameof(StyleTransferOptions.ScaleStart)] = "--scale-start",
         [nameof(StyleTransferOptions.StyleAnchor)] = "--style-anchor",
+        [nameof(StyleTransferOptions.InitNoise)] = "--init-noise",
         [nameof(StyleTransferOptions.IterationTaper)] = "--iteration-taper",
         [nameof(StyleTransferOptions.BitDepth)] = "--bit-depth",
         [nameof(StyleTransferOptions.MaxMemory)] = "--max-memory",

@@ -38,6 +38,7 @@ internal sealed class OptionSet
     public readonly Option<int> SaveEvery = new("--save-every") { Description = "Also write OUT-NNNN.ext every N iterations (0: never)" + LibraryDefaults.Of(o => o.SaveEvery) };
     public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N" + LibraryDefaults.Of(o => o.Device) };
     public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
+    public readonly Option<double> InitNoise = new("--init-noise") { Description = "With --init content or style: the share of noise mixed into the starting image, from 0 (the image) to 1 (noise); more gives larger strokes and more of the painting's colours" + LibraryDefaults.Of(o => o.InitNoise) };
     public readonly Option<double> StyleScale = new("--style-scale") { Description = "Style image size relative to the output size" + LibraryDefaults.Of(o => o.StyleScale) };
     public readonly Option<Precision> Precision = Binding.EnumOption<Precision>("--precision", "Network arithmetic: fp32, bf16 or fp16 (fp16: CUDA only); Grams, losses and the optimiser stay fp32/fp64" + LibraryDefaults.Of(o => o.Precision));
     public readonly Option<StyleLossKind> StyleLoss = Binding.EnumOption<StyleLossKind>("--style-loss", "Style statistic: gram (the paper) or w2 (Wasserstein-2 between Gaussian fits of the features)" + LibraryDefaults.Of(o => o.StyleLoss));
@@ -60,7 +61,7 @@ internal sealed class OptionSet
 
     public IEnumerable<Option> All =>
     [
-        Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, TvChromaWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init,
+        Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, TvChromaWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init, InitNoise,
         Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, FeatureTransform,
         SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss, Padding, AntiAlias, SizeInvariant, ScaleStart, StyleAnchor, IterationTaper,
     ];
@@ -131,6 +132,7 @@ internal sealed class OptionSet
         o = Given(p, StyleLayers) ? o with { StyleLayers = SplitList(p.GetValue(StyleLayers)) } : o;
         o = p.GetValue(StyleLayerWeights) is { } w ? o with { StyleLayerWeights = ParseNumbers(w, "--style-layer-weights") } : o;
         o = Given(p, Init) ? o with { Init = p.GetValue(Init) } : o;
+        o = Given(p, InitNoise) ? o with { InitNoise = p.GetValue(InitNoise) } : o;
         o = Given(p, Optimizer) ? o with { Optimizer = p.GetValue(Optimizer) } : o;
         o = Given(p, LineSearch) ? o with { LineSearch = p.GetValue(LineSearch) } : o;
         o = Given(p, LbfgsHistory) ? o with { LbfgsHistory = p.GetValue(LbfgsHistory) } : o;

@@ -145,6 +145,7 @@ internal readonly record struct Opt(string Name, string? Value = null, string? K
     public static readonly Opt NormalizeWeights = new(nameof(StyleTransferOptions.NormalizeWeights));
     public static readonly Opt MaskFit = new(nameof(StyleTransferOptions.MaskFit));
     public static readonly Opt Init = new(nameof(StyleTransferOptions.Init));
+    public static readonly Opt InitNoise = new(nameof(StyleTransferOptions.InitNoise));
 
     /// <summary>The checkpoint a run resumes from (<c>resume</c>, the parameter of <see cref="Optimization.Stylizer.StylizeFiles(string, IReadOnlyList{string}, string, StyleTransferOptions, IProgress{Optimization.IterationReport}?, CancellationToken, Optimization.Checkpoint?, string?, Action{Optimization.StylizeResult, FileBatch}?)"/>).</summary>
     public static readonly Opt Resume = new("resume");

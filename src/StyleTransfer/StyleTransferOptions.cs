@@ -146,6 +146,15 @@ public sealed record StyleTransferOptions
     /// <summary>How the output image starts: noise (the paper; VGG-19's default), the content image (the other networks') or the style image.</summary>
     public InitMode Init { get => initMode ?? NetworkDefaults.For(Network).Init; init => initMode = value; }
 
+    /// <summary>
+    /// With <see cref="Init"/> content or style: the share of uniform noise (from <see cref="Seed"/>)
+    /// mixed into the starting image, (1 − x)·image + x·noise; 0 (the default) starts from the image
+    /// itself, 1 from noise alone. A start away from the photograph lets the optimiser settle
+    /// further from it: larger swirls and more of the painting's palette (docs/quality.md). Noise
+    /// starts ignore it.
+    /// </summary>
+    public double InitNoise { get; init; }
+
     /// <summary>Transformation of the feature maps before the losses (softmax: SWAG, for non-VGG networks).</summary>
     public FeatureTransformKind FeatureTransform { get => featureTransform ?? NetworkDefaults.For(Network).FeatureTransform; init => featureTransform = value; }
 
@@ -452,6 +461,7 @@ public sealed record StyleTransferOptions
             }
         }
 
+        Require(InitNoise is >= 0 and <= 1, $"{Opt.InitNoise} must be from 0 to 1, not {Format(InitNoise)}");
         Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"{Opt.StyleScale} must be above 0 and at most 8, not {Format(StyleScale)}");
         Require(LbfgsHistory >= 1, $"{Opt.LbfgsHistory} must be at least 1, not {LbfgsHistory}");
         Require(BitDepth is 8 or 16, $"{Opt.BitDepth} must be 8 or 16, not {BitDepth}");

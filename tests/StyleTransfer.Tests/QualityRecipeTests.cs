@@ -68,6 +68,22 @@ public sealed class QualityRecipeTests
     }
 
     [Fact]
+    public void InitNoiseMixesTheSeedsNoiseStartIntoTheContentStart()
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor content = TestImages.SceneTensor(32, 24);
+        Tensor noise = Stylizer.InitialImage(InitMode.Noise, (24, 32), content, null, 7);
+        Assert.Equal(0.0, (Stylizer.InitialImage(InitMode.Content, (24, 32), content, null, 7) - content).abs().max().ToDouble());
+        Tensor mixed = Stylizer.InitialImage(InitMode.Content, (24, 32), content, null, 7, 0.25);
+        Assert.True((mixed - ((0.75f * content) + (0.25f * noise))).abs().max().ToDouble() < 1e-6);
+        Assert.True((mixed - content).abs().max().ToDouble() > 0.05, "no noise was mixed in");
+
+        // A noise start ignores it; the default is the image itself.
+        Assert.Equal(0.0, (Stylizer.InitialImage(InitMode.Noise, (24, 32), content, null, 7, 0.25) - noise).abs().max().ToDouble());
+        Assert.Equal(0.0, new StyleTransferOptions { Network = "resnet18" }.InitNoise);
+    }
+
+    [Fact]
     public void TheWrappedNetworkCannotSeeACheckerboardAddedToTheImage()
     {
         using var scope = torch.NewDisposeScope();

@@ -407,7 +407,7 @@ internal static class Stylizer
         using IObjective objective = stage.Plan?.Tile is int tileSize
             ? new TiledObjectiveAdapter(new TiledObjective(network, options, targets, size, tileSize, stage.Plan.Halo), options, pixelLoss)
             : Objective.Create(network, targets, options, size, masks, pixelLoss);
-        Tensor initial = stage.Start is { } start ? start.detach().clone() : InitialImage(options.Init, size, content, style, stage.Seed);
+        Tensor initial = stage.Start is { } start ? start.detach().clone() : InitialImage(options.Init, size, content, style, stage.Seed, options.InitNoise);
         using Parameter x = new(initial.to(network.Device), requires_grad: true);
         using IOptimizer optimizer = Optimizers.Create(x, options, stage.Plan?.History ?? options.LbfgsHistory, stage.Iterations, stage.Lbfgs, stage.StartLosses);
         var loop = new OptimizationLoop(stage, options, x, optimizer);
@@ -463,25 +463,49 @@ internal static class Stylizer
     /// <summary>The style layers that take part: none when β is 0.</summary>
     public static IReadOnlyList<string> ActiveStyleLayers(StyleTransferOptions options) => options.StyleWeight > 0 ? options.StyleLayers : [];
 
-    /// <summary>The starting image for <paramref name="mode"/>, [1,3,H,W] at <paramref name="size"/>, on the CPU or the content's device.</summary>
-    internal static Tensor InitialImage(InitMode mode, (int Height, int Width) size, Tensor? content, Tensor? style, long seed)
+    /// <summary>
+    /// The starting image for <paramref name="mode"/>, [1,3,H,W] at <paramref name="size"/>, on the CPU or
+    /// the content's device; for content and style, <paramref name="noise"/> of it is the noise start
+    /// of the same seed ((1 − noise)·image + noise·noise start).
+    /// </summary>
+    internal static Tensor InitialImage(InitMode mode, (int Height, int Width) size, Tensor? content, Tensor? style, long seed, double noise = 0)
     {
+        Tensor image;
         switch (mode)
         {
             case InitMode.Content:
                 Tensor c = content ?? throw StyleTransferException.Named($"{Opt.Init.Is("content")} needs a content image");
-                return c.shape[2] == size.Height && c.shape[3] == size.Width
+                image = c.shape[2] == size.Height && c.shape[3] == size.Width
                     ? c.detach().clone()
                     : F.interpolate(c.detach(), size: [size.Height, size.Width], mode: InterpolationMode.Bilinear, align_corners: false);
+                break;
             case InitMode.Style:
                 Tensor s = style ?? throw StyleTransferException.Named($"{Opt.Init.Is("style")} needs a style image");
-                return F.interpolate(s.detach(), size: [size.Height, size.Width], mode: InterpolationMode.Bilinear, align_corners: false);
+                image = F.interpolate(s.detach(), size: [size.Height, size.Width], mode: InterpolationMode.Bilinear, align_corners: false);
+                break;
             default:
-                using (var gen = new Generator((ulong)seed))
-                {
-                    return torch.rand(new long[] { 1, 3, size.Height, size.Width }, generator: gen);
-                }
+                return NoiseStart(size, seed);
         }
+
+        if (noise <= 0)
+        {
+            return image;
+        }
+
+        // Explicit Scalars, disposed after use (an implicit one is left to the garbage collector).
+        using (image)
+        using (Tensor start = NoiseStart(size, seed).to(image.device))
+        using (Scalar keep = 1 - noise)
+        using (Scalar mix = noise)
+        {
+            return image.mul(keep).add_(start, mix);
+        }
+    }
+
+    private static Tensor NoiseStart((int Height, int Width) size, long seed)
+    {
+        using var gen = new Generator((ulong)seed);
+        return torch.rand(new long[] { 1, 3, size.Height, size.Width }, generator: gen);
     }
 
     /// <summary>Area-averaged downsampling (exact box filter at integer factors); bilinear when not shrinking.</summary>
