@@ -168,6 +168,8 @@ internal static class MemoryTuning
     /// <summary>glibc's largest accepted mmap threshold on 64-bit (half its 64 MiB arena heap size).</summary>
     internal const int MmapThreshold = 32 * 1024 * 1024;
 
+    private const string HeapReuseOn = "heap reuse on";
+
     private static string? heapReuse;
 
     /// <summary>What <see cref="ApplyHeapReuse"/> did in this process, as a phrase for the start-up and bench lines.</summary>
@@ -197,13 +199,8 @@ internal static class MemoryTuning
             return;
         }
 
-        string? tunables = Environment.GetEnvironmentVariable("GLIBC_TUNABLES");
-        heapReuse = HeapReuseDecision(
-            OperatingSystem.IsLinux(),
-            Environment.GetEnvironmentVariable(HeapReuseVariable),
-            tunables,
-            Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") ?? Environment.GetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_"));
-        if (heapReuse != "heap reuse on")
+        heapReuse = HeapReuseDecision();
+        if (heapReuse != HeapReuseOn)
         {
             return;
         }
@@ -212,13 +209,20 @@ internal static class MemoryTuning
         {
             bool ok = NativeMethods.mallopt(MalloptMmapThreshold, MmapThreshold) == 1
                 & NativeMethods.mallopt(MalloptTrimThreshold, int.MaxValue) == 1;
-            heapReuse = ok ? "heap reuse on" : "heap reuse off (mallopt refused)";
+            heapReuse = ok ? HeapReuseOn : "heap reuse off (mallopt refused)";
         }
         catch (EntryPointNotFoundException)
         {
             heapReuse = "heap reuse off (not glibc)";
         }
     }
+
+    /// <summary><see cref="HeapReuseDecision(bool, string?, string?, string?)"/> for this process: Linux or not, STYLIZE_HEAP_REUSE, GLIBC_TUNABLES and glibc's MALLOC_*_THRESHOLD_ variables.</summary>
+    internal static string HeapReuseDecision() => HeapReuseDecision(
+        OperatingSystem.IsLinux(),
+        Environment.GetEnvironmentVariable(HeapReuseVariable),
+        Environment.GetEnvironmentVariable("GLIBC_TUNABLES"),
+        Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") ?? Environment.GetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_"));
 
     /// <summary>The decision of <see cref="ApplyHeapReuse"/> from its inputs: "heap reuse on" or "heap reuse off (why)".</summary>
     internal static string HeapReuseDecision(bool linux, string? switchValue, string? glibcTunables, string? mallocVariable)
@@ -238,7 +242,7 @@ internal static class MemoryTuning
             return "heap reuse off (the thresholds set by the user are kept)";
         }
 
-        return "heap reuse on";
+        return HeapReuseOn;
     }
 
     // mallopt parameters (malloc.h).

@@ -57,20 +57,13 @@ internal static class Benchmark
     /// </remarks>
     public static BenchResult Run(string network, int size, int iterations, double? peakGflops = null, string device = "cpu", Precision precision = Precision.Fp32, int? tile = 0, long? maxMemory = null, string? weightsPath = null)
     {
-        if (!Networks.Contains(network))
-        {
-            throw new StyleTransferException($"bench: network '{network}' is not benchmarked (known: {string.Join(", ", Networks)})");
-        }
-
+        StyleTransferOptions options = OptionsFor(network, size, iterations, device, precision, tile, maxMemory, weightsPath);
         TorchRuntime.EnsureLoaded();
         Device dev = TorchRuntime.ResolveDevice(device);
-        StyleTransferOptions options = OptionsFor(network, size, iterations, device, precision, tile, maxMemory, weightsPath);
         options.Validate();
         MemoryPlan? plan = tile == 0 && maxMemory is null ? null : MemoryBudget.Require(options, size, size, (long)size * size, TiledObjective.Unsupported(options, false) is null);
         using var scope = torch.NewDisposeScope();
-        using IFeatureNetwork net = network == "vgg19"
-            ? MixedPrecisionNetwork.Wrap(PrepareRandomVgg(dev), precision)
-            : NetworkFactory.Create(options, dev);
+        using IFeatureNetwork net = CreateNetwork(options, dev);
         using var gen = new Generator(2);
         Tensor content = torch.rand(new long[] { 1, 3, size, size }, generator: gen);
         Tensor style = torch.rand(new long[] { 1, 3, size, size }, generator: gen);
@@ -137,8 +130,11 @@ internal static class Benchmark
     /// whose early iterations run at a quarter of the pixels), without line search (one evaluation per
     /// iteration), one warm-up iteration more than timed.
     /// </summary>
+    /// <remarks>Refuses a network the bench does not know (<see cref="Networks"/>).</remarks>
     internal static StyleTransferOptions OptionsFor(string network, int size, int iterations, string device = "cpu", Precision precision = Precision.Fp32, int? tile = 0, long? maxMemory = null, string? weightsPath = null) =>
-        NetworkFactory.DefaultOptions(network) with
+        !Networks.Contains(network)
+        ? throw new StyleTransferException($"bench: network '{network}' is not benchmarked (known: {string.Join(", ", Networks)})")
+        : NetworkFactory.DefaultOptions(network) with
         {
             Size = size,
             Scales = 1,
@@ -152,11 +148,17 @@ internal static class Benchmark
             WeightsPath = network == "vgg19" ? null : weightsPath,
         };
 
-    private static Vgg19 PrepareRandomVgg(Device device)
+    /// <summary>The network a bench case times: VGG-19 with random full-width weights (in the options' precision), the others as stylize loads them.</summary>
+    internal static IFeatureNetwork CreateNetwork(StyleTransferOptions options, Device device)
     {
+        if (options.Network != "vgg19")
+        {
+            return NetworkFactory.Create(options, device);
+        }
+
         Vgg19 vgg = Vgg19.CreateRandom(PoolingMode.Avg, seed: 1);
         vgg.MoveTo(device);
-        return vgg;
+        return MixedPrecisionNetwork.Wrap(vgg, options.Precision);
     }
 
     private sealed class Recorder(Action<IterationReport> action) : IProgress<IterationReport>

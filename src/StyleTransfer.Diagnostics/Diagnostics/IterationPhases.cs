@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using StyleTransfer.Losses;
 using StyleTransfer.Networks;
 using StyleTransfer.Optimization;
 using TorchSharp;
@@ -27,44 +26,34 @@ internal sealed record IterationPhasesResult(string Network, int Size, Precision
 }
 
 /// <summary>
-/// Times the phases of <see cref="Objective.Evaluate"/> apart (TorchSharp has no profiler). The loss
-/// terms are the objective's own (<see cref="FeatureTransform"/>, <see cref="ContentLoss"/>,
-/// <see cref="StyleTerms"/>, <see cref="TotalVariation"/>), computed on detached copies of the
-/// features so that their backward and the network's can be timed one after the other; the gradient
-/// reaching the image is the same. Runs on the CPU, where every call returns when its work is done.
+/// Times the phases of <see cref="Objective.Evaluate"/> apart (TorchSharp has no profiler), with the
+/// objective's own pieces (<see cref="Objective.Transform"/>, <see cref="Objective.ContentTerm"/>,
+/// <see cref="Objective.StyleTerm"/>, <see cref="Objective.PixelTerms"/>, <see cref="Objective.Combine"/>)
+/// on detached copies of the features, so that their backward and the network's can be timed one
+/// after the other; the gradient reaching the image is the same. Runs on the CPU, where every call
+/// returns when its work is done.
 /// </summary>
 internal static class IterationPhases
 {
     /// <summary>Profiles <paramref name="network"/>'s default recipe at <paramref name="size"/> px: <paramref name="repeats"/> timed evaluations after one warm-up.</summary>
     public static IterationPhasesResult Run(string network, int size, Precision precision, int repeats, string? weightsPath = null)
     {
+        StyleTransferOptions options = Benchmark.OptionsFor(network, size, repeats, precision: precision, weightsPath: weightsPath);
         TorchRuntime.EnsureLoaded();
-        StyleTransferOptions options = NetworkFactory.DefaultOptions(network) with
-        {
-            Size = size,
-            Scales = 1,
-            Precision = precision,
-            WeightsPath = network == "vgg19" ? null : weightsPath,
-        };
         options.Validate();
         using var scope = torch.NewDisposeScope();
-        using IFeatureNetwork net = network == "vgg19"
-            ? MixedPrecisionNetwork.Wrap(RandomVgg(), precision)
-            : NetworkFactory.Create(options, torch.CPU);
+        using IFeatureNetwork net = Benchmark.CreateNetwork(options, torch.CPU);
         using var gen = new Generator(2);
         Tensor content = torch.rand(new long[] { 1, 3, size, size }, generator: gen);
         Tensor style = torch.rand(new long[] { 1, 3, size, size }, generator: gen);
-        string[] contentLayers = [.. Stylizer.ActiveContentLayers(options)];
-        string[] styleLayers = [.. Stylizer.ActiveStyleLayers(options)];
-        string[] taps = [.. contentLayers.Union(styleLayers)];
-        using Targets targets = Targets.Compute(net, content, contentLayers, [style], styleLayers, options.FeatureTransform, options.SoftmaxTemperature);
-        using StyleTerms terms = StyleTerms.Build(targets, styleLayers, options, (size, size), null, torch.CPU);
+        using Targets targets = Targets.Compute(net, content, Stylizer.ActiveContentLayers(options), [style], Stylizer.ActiveStyleLayers(options), options.FeatureTransform, options.SoftmaxTemperature);
+        using Objective objective = Objective.Create(net, targets, options, (size, size));
         Tensor image = content.clone().requires_grad_(true);
 
         var samples = new List<double[]>();
         for (int i = 0; i <= repeats; i++)
         {
-            double[] ms = Evaluate(net, image, options, targets, terms, contentLayers, taps);
+            double[] ms = Evaluate(net, objective, image);
             if (i > 0)
             {
                 samples.Add(ms);
@@ -80,7 +69,11 @@ internal static class IterationPhases
         return new IterationPhasesResult(network, size, precision, Median(0), Median(1), Median(2), Median(3), Median(4), Median(5), Median(6));
     }
 
-    private static double[] Evaluate(IFeatureNetwork net, Tensor image, StyleTransferOptions options, Targets targets, StyleTerms terms, string[] contentLayers, string[] taps)
+    /// <summary>
+    /// One evaluation with the objective's own terms, timed apart: they see detached copies of the
+    /// features, so that the backward through them and through the network run one after the other.
+    /// </summary>
+    private static double[] Evaluate(IFeatureNetwork net, Objective objective, Tensor image)
     {
         using var scope = torch.NewDisposeScope();
         var ms = new double[7];
@@ -93,46 +86,24 @@ internal static class IterationPhases
         }
 
         image.grad?.zero_();
+        IReadOnlyList<string> taps = objective.Taps;
         Dictionary<string, Tensor> feats = net.Extract(image, taps);
         ms[0] = Lap();
 
         var leaves = taps.ToDictionary(t => t, t => feats[t].detach().requires_grad_(true));
-        var transformed = taps.ToDictionary(t => t, t => FeatureTransform.Apply(leaves[t], options.FeatureTransform, options.SoftmaxTemperature));
+        Dictionary<string, Tensor> transformed = objective.Transform(new Dictionary<string, Tensor>(leaves));
         ms[1] = Lap();
-
-        Tensor lc = torch.zeros(1);
-        foreach (string layer in contentLayers)
-        {
-            lc = lc + ContentLoss.Compute(transformed[layer], targets.Content[layer]);
-        }
-
+        Tensor lc = objective.ContentTerm(transformed);
         ms[2] = Lap();
-        Tensor ls = terms.Loss(transformed, torch.CPU);
+        Tensor ls = objective.StyleTerm(transformed);
         ms[3] = Lap();
-        double scale = options.PixelLossScale((int)image.shape[2], (int)image.shape[3]);
-        Tensor loss = (lc * (options.ContentWeight * scale)) + (ls * options.StyleWeight);
-        if (options.TvWeight > 0)
-        {
-            loss = loss + (TotalVariation.Compute(image) * (options.TvWeight * scale));
-        }
-
-        if (options.TvChromaWeight > 0)
-        {
-            loss = loss + (TotalVariation.ComputeChroma(image) * (options.TvChromaWeight * scale));
-        }
-
+        (Tensor tv, Tensor? chroma) = objective.PixelTerms(image);
+        Tensor loss = objective.Combine(lc, ls, tv, chroma).Loss;
         ms[4] = Lap();
         loss.backward();
         ms[5] = Lap();
         torch.autograd.backward([.. taps.Select(t => feats[t])], [.. taps.Select(t => leaves[t].grad!)]);
         ms[6] = Lap();
         return ms;
-    }
-
-    private static Vgg19 RandomVgg()
-    {
-        Vgg19 vgg = Vgg19.CreateRandom(PoolingMode.Avg, seed: 1);
-        vgg.MoveTo(torch.CPU);
-        return vgg;
     }
 }

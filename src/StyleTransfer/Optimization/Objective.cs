@@ -130,38 +130,17 @@ internal sealed class Objective : IObjective
         }
     }
 
+    /// <summary>The taps the objective reads: its content and style layers.</summary>
+    internal IReadOnlyList<string> Taps => allTaps;
+
     public ObjectiveValue Evaluate(Tensor image)
     {
         using var scope = torch.NewDisposeScope();
-        Device device = network.Device;
-        Dictionary<string, Tensor> feats = network.Extract(image, allTaps);
-        foreach (string tap in allTaps)
-        {
-            feats[tap] = FeatureTransform.Apply(feats[tap], options.FeatureTransform, options.SoftmaxTemperature);
-        }
-
-        Tensor lc = torch.zeros(1, device: device);
-        foreach (string layer in contentLayers)
-        {
-            lc = lc + ContentLoss.Compute(feats[layer], targets.Content[layer]);
-        }
-
-        Tensor ls = styleTerms.Loss(feats, device);
-
-        Tensor ltv = options.TvWeight > 0 ? TotalVariation.Compute(image) : torch.zeros(1, device: device);
-        if (pixelScale != 1)
-        {
-            (lc, ltv) = (lc * pixelScale, ltv * pixelScale);
-        }
-
-        Tensor loss = (lc * options.ContentWeight) + (ls * options.StyleWeight) + (ltv * options.TvWeight);
-        Tensor? chroma = options.TvChromaWeight > 0 ? TotalVariation.ComputeChroma(image) : null;
-        if (chroma is not null)
-        {
-            // In the total; the reports show the plain TV only.
-            loss = loss + (chroma * (options.TvChromaWeight * pixelScale));
-        }
-
+        Dictionary<string, Tensor> feats = Transform(network.Extract(image, allTaps));
+        Tensor lc = ContentTerm(feats);
+        Tensor ls = StyleTerm(feats);
+        (Tensor tv, Tensor? chroma) = PixelTerms(image);
+        (Tensor loss, lc, Tensor ltv) = Combine(lc, ls, tv, chroma);
         Tensor? extra = pixelLoss?.Invoke(image);
         loss = extra is null ? loss : loss + extra;
 
@@ -188,6 +167,58 @@ internal sealed class Objective : IObjective
     }
 
     public void Dispose() => styleTerms.Dispose();
+
+    /// <summary>The feature transform applied to every tap of <paramref name="feats"/> (in the dictionary itself, which is returned).</summary>
+    internal Dictionary<string, Tensor> Transform(Dictionary<string, Tensor> feats)
+    {
+        foreach (string tap in allTaps)
+        {
+            feats[tap] = FeatureTransform.Apply(feats[tap], options.FeatureTransform, options.SoftmaxTemperature);
+        }
+
+        return feats;
+    }
+
+    /// <summary>Σ over the content layers of the content loss of transformed features, unweighted and unscaled.</summary>
+    internal Tensor ContentTerm(Dictionary<string, Tensor> feats)
+    {
+        Tensor lc = torch.zeros(1, device: network.Device);
+        foreach (string layer in contentLayers)
+        {
+            lc = lc + ContentLoss.Compute(feats[layer], targets.Content[layer]);
+        }
+
+        return lc;
+    }
+
+    /// <summary>The style term of transformed features, unweighted.</summary>
+    internal Tensor StyleTerm(Dictionary<string, Tensor> feats) => styleTerms.Loss(feats, network.Device);
+
+    /// <summary>The image's TV (zero when its weight is 0) and chroma TV (null when its weight is 0), unweighted and unscaled.</summary>
+    internal (Tensor Tv, Tensor? Chroma) PixelTerms(Tensor image) => (
+        options.TvWeight > 0 ? TotalVariation.Compute(image) : torch.zeros(1, device: network.Device),
+        options.TvChromaWeight > 0 ? TotalVariation.ComputeChroma(image) : null);
+
+    /// <summary>
+    /// α·content + β·style + TV weight·TV + chroma weight·chroma TV, content and TV scaled per pixel
+    /// (<see cref="StyleTransferOptions.PixelLossScale"/>); the content and TV come back scaled, as the reports show them.
+    /// </summary>
+    internal (Tensor Loss, Tensor Content, Tensor Tv) Combine(Tensor lc, Tensor ls, Tensor ltv, Tensor? chroma)
+    {
+        if (pixelScale != 1)
+        {
+            (lc, ltv) = (lc * pixelScale, ltv * pixelScale);
+        }
+
+        Tensor loss = (lc * options.ContentWeight) + (ls * options.StyleWeight) + (ltv * options.TvWeight);
+        if (chroma is not null)
+        {
+            // In the total; the reports show the plain TV only.
+            loss = loss + (chroma * (options.TvChromaWeight * pixelScale));
+        }
+
+        return (loss, lc, ltv);
+    }
 }
 
 /// <summary>

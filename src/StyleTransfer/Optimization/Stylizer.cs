@@ -508,7 +508,6 @@ internal static class Stylizer
         return torch.rand(new long[] { 1, 3, size.Height, size.Width }, generator: gen);
     }
 
-    /// <summary>Area-averaged downsampling (exact box filter at integer factors); bilinear when not shrinking.</summary>
     /// <summary>Whether the style anchor acts at a scale whose long edge is <paramref name="longEdge"/>: on, with style layers, and the scale above it.</summary>
     internal static bool AnchorActs(StyleTransferOptions options, int longEdge) =>
         options.StyleAnchor > 0 && longEdge > options.StyleAnchor * 1.01 && ActiveStyleLayers(options).Count > 0;
@@ -536,6 +535,7 @@ internal static class Stylizer
             });
     }
 
+    /// <summary>Area-averaged downsampling (exact box filter at integer factors); bilinear when not shrinking.</summary>
     private static Tensor Downsample(Tensor image, int h, int w) =>
         h <= image.shape[2] && w <= image.shape[3]
             ? F.interpolate(image, size: [h, w], mode: InterpolationMode.Area)
