@@ -94,6 +94,7 @@ public sealed record StyleTransferOptions
     private readonly IReadOnlyList<string>? contentLayers;
     private readonly IReadOnlyList<string>? styleLayers;
     private readonly InitMode? initMode;
+    private readonly double? initNoise;
     private readonly FeatureTransformKind? featureTransform;
     private readonly double? softmaxTemperature;
     private readonly StyleNormalization? styleNormalization;
@@ -153,7 +154,7 @@ public sealed record StyleTransferOptions
     /// further from it: larger swirls and more of the painting's palette (docs/quality.md). Noise
     /// starts ignore it.
     /// </summary>
-    public double InitNoise { get; init; }
+    public double InitNoise { get => initNoise ?? NetworkDefaults.For(Network).InitNoise; init => initNoise = value; }
 
     /// <summary>Transformation of the feature maps before the losses (softmax: SWAG, for non-VGG networks).</summary>
     public FeatureTransformKind FeatureTransform { get => featureTransform ?? NetworkDefaults.For(Network).FeatureTransform; init => featureTransform = value; }

@@ -134,8 +134,10 @@ public sealed class TiledObjectiveTests
     public void TiledRunFollowsTheUntiledRun(int styleAnchor)
     {
         // The pipeline (tiled targets, L-BFGS, size-invariant weights) with forced tiles: two
-        // iterations without a line search, where float rounding cannot change the path.
-        StyleTransferOptions options = NetworkFactory.DefaultOptions("resnet18") with { Size = 224, Iterations = 2, Scales = 1, LineSearch = false, Seed = 1, Threads = 2, StyleAnchor = styleAnchor };
+        // iterations without a line search, where float rounding cannot change the path. From the
+        // content image itself: the default's half-noise start has gradients large enough that the
+        // tiled and untiled sums' rounding moves pixels by up to 3e-3 in two steps (same loss to 1e-7).
+        StyleTransferOptions options = NetworkFactory.DefaultOptions("resnet18") with { Size = 224, Iterations = 2, Scales = 1, LineSearch = false, Seed = 1, Threads = 2, StyleAnchor = styleAnchor, InitNoise = 0 };
         using IFeatureNetwork network = NetworkFactory.Create(options, torch.CPU);
         using Tensor content = TestImages.SceneTensor(224, 192);
         using Tensor style = TestImages.StripesTensor(224, 192);

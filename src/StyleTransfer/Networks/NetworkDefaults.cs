@@ -23,6 +23,7 @@ internal sealed record NetworkDefaults
         StyleNormalization = StyleNormalization.Relative,
         StyleWeight = 1e8,
         Init = InitMode.Content,
+        InitNoise = 0.5,
         LineSearch = true,
 
         // Anti-aliased input, content and TV per pixel, a light TV, coarse to fine from about
@@ -65,6 +66,8 @@ internal sealed record NetworkDefaults
     public IReadOnlyList<string> StyleLayers { get; init; } = StyleTransferOptions.PaperStyleLayers;
 
     public InitMode Init { get; init; } = InitMode.Noise;
+
+    public double InitNoise { get; init; }
 
     public FeatureTransformKind FeatureTransform { get; init; } = FeatureTransformKind.None;
 
