@@ -44,6 +44,7 @@ internal static class OptionFlags
         [nameof(StyleTransferOptions.ScaleStart)] = "--scale-start",
         [nameof(StyleTransferOptions.StyleAnchor)] = "--style-anchor",
         [nameof(StyleTransferOptions.InitNoise)] = "--init-noise",
+        [nameof(StyleTransferOptions.ContentLuminance)] = "--content-luminance",
         [nameof(StyleTransferOptions.IterationTaper)] = "--iteration-taper",
         [nameof(StyleTransferOptions.BitDepth)] = "--bit-depth",
         [nameof(StyleTransferOptions.MaxMemory)] = "--max-memory",

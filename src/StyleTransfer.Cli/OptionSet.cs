@@ -42,6 +42,7 @@ internal sealed class OptionSet
     public readonly Option<double> StyleScale = new("--style-scale") { Description = "Style image size relative to the output size" + LibraryDefaults.Of(o => o.StyleScale) };
     public readonly Option<Precision> Precision = Binding.EnumOption<Precision>("--precision", "Network arithmetic: fp32, bf16 or fp16 (fp16: CUDA only); Grams, losses and the optimiser stay fp32/fp64" + LibraryDefaults.Of(o => o.Precision));
     public readonly Option<StyleLossKind> StyleLoss = Binding.EnumOption<StyleLossKind>("--style-loss", "Style statistic: gram (the paper) or w2 (Wasserstein-2 between Gaussian fits of the features)" + LibraryDefaults.Of(o => o.StyleLoss));
+    public readonly Option<bool> ContentLuminance = new("--content-luminance") { Description = "The content loss sees the luminance only (grey photograph, grey result): the structure is kept, the colours are left to the style, so the painting's palette replaces the photograph's; a second network pass up to the content layers (true/false)" + LibraryDefaults.Of(o => o.ContentLuminance) };
     public readonly Option<bool> AntiAlias = new("--anti-alias") { Description = "Low-pass the image before the network (luminance 3×3, chroma 5×5 binomial): the optimiser cannot paint a 2-pixel lattice or pixel-sized colour speckle (true/false)" + LibraryDefaults.Of(o => o.AntiAlias) };
     public readonly Option<bool> SizeInvariant = new("--size-invariant") { Description = "Content and TV losses per pixel (scaled to 512×512) instead of summed, so α/β means the same at every size and scale (true/false)" + LibraryDefaults.Of(o => o.SizeInvariant) };
     public readonly Option<int> ScaleStart = new("--scale-start") { Description = "Long edge of the first scale of --scales auto, in pixels" + LibraryDefaults.Of(o => o.ScaleStart) };
@@ -61,7 +62,7 @@ internal sealed class OptionSet
 
     public IEnumerable<Option> All =>
     [
-        Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, TvChromaWeight, ContentLayers, StyleLayers, StyleLayerWeights, Init, InitNoise,
+        Size, Iterations, ContentWeight, StyleWeight, Ratio, TvWeight, TvChromaWeight, ContentLayers, ContentLuminance, StyleLayers, StyleLayerWeights, Init, InitNoise,
         Optimizer, LineSearch, LbfgsHistory, LearningRate, Pooling, Network, Weights, NormalizeWeights, FeatureTransform,
         SoftmaxTemperature, StyleNormalization, Seed, SaveEvery, Device, Threads, StyleScale, Precision, StyleLoss, Padding, AntiAlias, SizeInvariant, ScaleStart, StyleAnchor, IterationTaper,
     ];
@@ -133,6 +134,7 @@ internal sealed class OptionSet
         o = p.GetValue(StyleLayerWeights) is { } w ? o with { StyleLayerWeights = ParseNumbers(w, "--style-layer-weights") } : o;
         o = Given(p, Init) ? o with { Init = p.GetValue(Init) } : o;
         o = Given(p, InitNoise) ? o with { InitNoise = p.GetValue(InitNoise) } : o;
+        o = Given(p, ContentLuminance) ? o with { ContentLuminance = p.GetValue(ContentLuminance) } : o;
         o = Given(p, Optimizer) ? o with { Optimizer = p.GetValue(Optimizer) } : o;
         o = Given(p, LineSearch) ? o with { LineSearch = p.GetValue(LineSearch) } : o;
         o = Given(p, LbfgsHistory) ? o with { LbfgsHistory = p.GetValue(LbfgsHistory) } : o;

@@ -95,6 +95,7 @@ public sealed record StyleTransferOptions
     private readonly IReadOnlyList<string>? styleLayers;
     private readonly InitMode? initMode;
     private readonly double? initNoise;
+    private readonly bool? contentLuminance;
     private readonly FeatureTransformKind? featureTransform;
     private readonly double? softmaxTemperature;
     private readonly StyleNormalization? styleNormalization;
@@ -155,6 +156,15 @@ public sealed record StyleTransferOptions
     /// starts ignore it.
     /// </summary>
     public double InitNoise { get => initNoise ?? NetworkDefaults.For(Network).InitNoise; init => initNoise = value; }
+
+    /// <summary>
+    /// Whether the content loss sees the luminance alone: the content layers are taken from grey
+    /// versions of the photograph and of the image being made (<see cref="Networks.LuminanceTaps"/>),
+    /// so the structure of light and dark is kept and the colours are left to the style, which
+    /// repaints the scene in the painting's palette (docs/quality.md). Costs a second pass of the
+    /// network up to the content layers. Off: the paper's content loss, colours included.
+    /// </summary>
+    public bool ContentLuminance { get => contentLuminance ?? NetworkDefaults.For(Network).ContentLuminance; init => contentLuminance = value; }
 
     /// <summary>Transformation of the feature maps before the losses (softmax: SWAG, for non-VGG networks).</summary>
     public FeatureTransformKind FeatureTransform { get => featureTransform ?? NetworkDefaults.For(Network).FeatureTransform; init => featureTransform = value; }

@@ -105,7 +105,7 @@ internal static class Benchmark
 
         times.Sort();
         double median = times[times.Count / 2];
-        string[] taps = [.. options.ContentLayers.Union(options.StyleLayers)];
+        string[] taps = [.. Stylizer.ActiveContentLayers(options).Union(Stylizer.ActiveStyleLayers(options))];
         double gflop;
         using (torch.no_grad())
         {

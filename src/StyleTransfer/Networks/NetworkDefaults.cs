@@ -69,6 +69,8 @@ internal sealed record NetworkDefaults
 
     public double InitNoise { get; init; }
 
+    public bool ContentLuminance { get; init; }
+
     public FeatureTransformKind FeatureTransform { get; init; } = FeatureTransformKind.None;
 
     public double SoftmaxTemperature { get; init; } = 1.0;

@@ -90,7 +90,8 @@ public static class NetworkFactory
         {
             net.Padding = options.Padding;
             IFeatureNetwork wrapped = MixedPrecisionNetwork.Wrap(net, options.Precision);
-            return options.AntiAlias ? new AntiAliasedInput(wrapped) : wrapped;
+            IFeatureNetwork filtered = options.AntiAlias ? new AntiAliasedInput(wrapped) : wrapped;
+            return options.ContentLuminance ? new LuminanceTaps(filtered) : filtered;
         }
         catch
         {

@@ -28,7 +28,7 @@ internal sealed class Checkpoint : IDisposable
         nameof(StyleTransferOptions.PreserveColor), nameof(StyleTransferOptions.Padding), nameof(StyleTransferOptions.ContentLayers), nameof(StyleTransferOptions.StyleLayers),
         nameof(StyleTransferOptions.StyleLayerWeights), nameof(StyleTransferOptions.ContentWeight), nameof(StyleTransferOptions.StyleWeight), nameof(StyleTransferOptions.TvWeight),
         nameof(StyleTransferOptions.FeatureTransform), nameof(StyleTransferOptions.SoftmaxTemperature), nameof(StyleTransferOptions.StyleNormalization),
-        nameof(StyleTransferOptions.Pooling), nameof(StyleTransferOptions.NormalizeWeights), nameof(StyleTransferOptions.Optimizer),
+        nameof(StyleTransferOptions.Pooling), nameof(StyleTransferOptions.NormalizeWeights), nameof(StyleTransferOptions.Optimizer), nameof(StyleTransferOptions.ContentLuminance),
     ];
 
     /// <summary>The options that may differ when a run resumes (the rest of <see cref="MustMatch"/>'s complement only changes how the same loss is minimised).</summary>
@@ -287,6 +287,7 @@ internal sealed class Checkpoint : IDisposable
             [nameof(StyleTransferOptions.StyleWeight)] = G(o.StyleWeight),
             [nameof(StyleTransferOptions.TvWeight)] = G(o.TvWeight),
             [nameof(StyleTransferOptions.TvChromaWeight)] = G(o.TvChromaWeight),
+            [nameof(StyleTransferOptions.ContentLuminance)] = o.ContentLuminance ? "on" : "off",
             [nameof(StyleTransferOptions.FeatureTransform)] = L(o.FeatureTransform.ToString()),
             [nameof(StyleTransferOptions.SoftmaxTemperature)] = G(o.SoftmaxTemperature),
             [nameof(StyleTransferOptions.StyleNormalization)] = L(o.StyleNormalization.ToString()),

@@ -457,8 +457,9 @@ internal static class Stylizer
         return t;
     }
 
-    /// <summary>The content layers that take part: none when α is 0.</summary>
-    public static IReadOnlyList<string> ActiveContentLayers(StyleTransferOptions options) => options.ContentWeight > 0 ? options.ContentLayers : [];
+    /// <summary>The content taps that take part: none when α is 0; with <see cref="StyleTransferOptions.ContentLuminance"/> the layers' luminance taps (<see cref="LuminanceTaps"/>).</summary>
+    public static IReadOnlyList<string> ActiveContentLayers(StyleTransferOptions options) => !(options.ContentWeight > 0) ? []
+        : options.ContentLuminance ? [.. options.ContentLayers.Select(LuminanceTaps.Luminance)] : options.ContentLayers;
 
     /// <summary>The style layers that take part: none when β is 0.</summary>
     public static IReadOnlyList<string> ActiveStyleLayers(StyleTransferOptions options) => options.StyleWeight > 0 ? options.StyleLayers : [];

@@ -50,13 +50,24 @@ internal static class TileGeometry
     /// <summary>Networks whose geometry is known here.</summary>
     public static readonly IReadOnlyList<string> Networks = ["resnet18", "vgg19"];
 
-    /// <summary>Stride and receptive radius per tap, or null for a network tiling does not know.</summary>
+    /// <summary>Stride and receptive radius per tap (and per luminance tap, <see cref="Networks.LuminanceTaps"/>: the same layer), or null for a network tiling does not know.</summary>
     public static IReadOnlyDictionary<string, (int Stride, int Radius)>? Taps(string network) => network switch
     {
         "resnet18" => ResNet18Taps.Value,
         "vgg19" => Vgg19Taps.Value,
         _ => null,
     };
+
+    /// <summary><paramref name="table"/> with each tap's luminance tap added.</summary>
+    private static Dictionary<string, (int, int)> WithLuminance(Dictionary<string, (int, int)> table)
+    {
+        foreach (string tap in table.Keys.ToList())
+        {
+            table[global::StyleTransfer.Networks.LuminanceTaps.Luminance(tap)] = table[tap];
+        }
+
+        return table;
+    }
 
     /// <summary>
     /// (alignment, exact halo) for <paramref name="taps"/>: the alignment is the deepest tap's
@@ -154,7 +165,7 @@ internal static class TileGeometry
             t[string.Create(CultureInfo.InvariantCulture, $"layer{s + 1}")] = t[string.Create(CultureInfo.InvariantCulture, $"layer{s + 1}_{blocks[s] - 1}")];
         }
 
-        return t;
+        return WithLuminance(t);
     });
 
     private static readonly Lazy<Dictionary<string, (int, int)>> Vgg19Taps = new(() =>
@@ -180,6 +191,6 @@ internal static class TileGeometry
             t[string.Create(CultureInfo.InvariantCulture, $"pool{b + 1}")] = (jump, Math.Max(-lo, hi - jump + 1));
         }
 
-        return t;
+        return WithLuminance(t);
     });
 }
