@@ -129,22 +129,23 @@ public sealed class TiledObjectiveTests
     }
 
     [Theory]
-    [InlineData(0)]
-    [InlineData(128)] // Stylizer keeps the style anchor on a tiled scale
-    public void TiledRunFollowsTheUntiledRun(int styleAnchor)
+    [InlineData(0, false)]
+    [InlineData(128, false)] // Stylizer keeps the style anchor on a tiled scale
+    [InlineData(0, true)] // --content-luminance: the content taps on the grey image, tile by tile
+    public void TiledRunFollowsTheUntiledRun(int styleAnchor, bool contentLuminance)
     {
         // The pipeline (tiled targets, L-BFGS, size-invariant weights) with forced tiles: two
         // iterations without a line search, where float rounding cannot change the path. From the
         // content image itself: the default's half-noise start has gradients large enough that the
         // tiled and untiled sums' rounding moves pixels by up to 3e-3 in two steps (same loss to 1e-7).
-        StyleTransferOptions options = NetworkFactory.DefaultOptions("resnet18") with { Size = 224, Iterations = 2, Scales = 1, LineSearch = false, Seed = 1, Threads = 2, StyleAnchor = styleAnchor, InitNoise = 0 };
+        StyleTransferOptions options = NetworkFactory.DefaultOptions("resnet18") with { Size = 224, Iterations = 2, Scales = 1, LineSearch = false, Seed = 1, Threads = 2, StyleAnchor = styleAnchor, InitNoise = 0, ContentLuminance = contentLuminance };
         using IFeatureNetwork network = NetworkFactory.Create(options, torch.CPU);
         using Tensor content = TestImages.SceneTensor(224, 192);
         using Tensor style = TestImages.StripesTensor(224, 192);
         using StylizeResult whole = Stylizer.Run(content, style, network, options with { Tile = 0 });
         using StylizeResult tiled = Stylizer.Run(content, style, network, options with { Tile = 64 });
         double diff = (whole.Image - tiled.Image).abs().max().ToDouble();
-        output.WriteLine($"anchor {styleAnchor}: max pixel difference after 2 iterations {diff:E2}; final loss {whole.History[^1].Total:E6} vs {tiled.History[^1].Total:E6}");
+        output.WriteLine($"anchor {styleAnchor}, content luminance {contentLuminance}: max pixel difference after 2 iterations {diff:E2}; final loss {whole.History[^1].Total:E6} vs {tiled.History[^1].Total:E6}");
         Assert.InRange(diff, 0, 1e-4);
         Assert.Equal(whole.History[^1].Total, tiled.History[^1].Total, whole.History[^1].Total * 1e-4);
     }

@@ -30,11 +30,18 @@ internal static class Bt601
             { 1f, 1f, 0f },
         };
 
+    /// <summary>The luma Y of a [N,3,H,W] RGB image, as [N,1,H,W].</summary>
+    public static Tensor Luma(Tensor rgb)
+    {
+        using Tensor r = rgb.narrow(1, 0, 1), g = rgb.narrow(1, 1, 1), b = rgb.narrow(1, 2, 1);
+        return (r * Kr) + (g * Kg) + (b * Kb);
+    }
+
     /// <summary>B−Y and R−Y of a [N,3,H,W] RGB image, as [N,2,H,W]: zero for any grey image.</summary>
     public static Tensor ColorDifferences(Tensor rgb)
     {
-        using Tensor r = rgb.narrow(1, 0, 1), g = rgb.narrow(1, 1, 1), b = rgb.narrow(1, 2, 1);
-        using Tensor y = (r * Kr) + (g * Kg) + (b * Kb);
+        using Tensor r = rgb.narrow(1, 0, 1), b = rgb.narrow(1, 2, 1);
+        using Tensor y = Luma(rgb);
         using Tensor cb = b - y, cr = r - y;
         return TorchSharp.torch.cat([cb, cr], 1);
     }

@@ -139,7 +139,7 @@ internal static class MemoryBudget
             working += NetworkFactory.EstimateWorkingBytes(options.Network, anchorPixels);
         }
 
-        if (options.ContentLuminance && options.ContentWeight > 0)
+        if (Stylizer.ActiveContentLayers(options).Any(LuminanceTaps.IsLuminance))
         {
             // The grey pass runs the network again, only up to the content layers: a quarter of a
             // whole pass is a generous share (512 px, ResNet-18: +0 to +100 MB of 1.2–1.3 GB measured).
