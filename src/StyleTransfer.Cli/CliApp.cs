@@ -296,7 +296,7 @@ public static class CliApp
         public readonly Option<int> Iterations = new("--iterations", "-n") { Description = "Timed iterations per size (after one warm-up)", DefaultValueFactory = _ => 10 };
         public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: one per core)" };
         public readonly Option<double?> PeakGflops = new("--peak-gflops") { Description = "fp32 peak to compare against (default: measured, all threads running vector FMAs; none on CUDA)" };
-        public readonly Option<bool> Profile = new("--profile") { Description = "Also time each VGG-19 convolution alone, forward and input-gradient backward (one 'profile' line per layer)" };
+        public readonly Option<bool> Profile = new("--profile") { Description = "Also time each VGG-19 convolution alone, forward and input-gradient backward, and its ReLU and pooling against the measured memory bandwidth (one 'profile' line per layer)" };
         public readonly Option<bool> Phases = new("--phases") { Description = "Also time the phases of one evaluation (forward, feature transform, content, style, TV, loss backward, network backward) with the network's default recipe (one 'phases' line per size, CPU only)" };
         public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         public readonly Option<Precision> Precision = Binding.EnumOption<Precision>("--precision", "Network arithmetic: fp32, bf16 or fp16 (CUDA)" + LibraryDefaults.Of(o => o.Precision));
@@ -386,13 +386,14 @@ public static class CliApp
 
             CpuInfo cpu = CpuInfo.ThisMachine;
             string hugePages = MemoryTuning.Status(p.GetValue(Network)!, precision, device);
-            stdout.WriteLine($"# libtorch {version}, {threads} thread(s), {Environment.ProcessorCount} core(s); {peakNote}; cpu {cpu.Model}, onednn isa {cpu.OneDnnIsaNote()}; {hugePages}; {MemoryTuning.HeapReuseStatus}");
+            Diagnostics.MemoryBandwidthResult? memory = profile ? Diagnostics.MemoryBandwidth.Measure(threads) : null;
+            stdout.WriteLine($"# libtorch {version}, {threads} thread(s), {Environment.ProcessorCount} core(s); {peakNote}{(memory is null ? "" : $"; {memory}")}; cpu {cpu.Model}, onednn isa {cpu.OneDnnIsaNote()}; {hugePages}; {MemoryTuning.HeapReuseStatus}");
             foreach (int size in sizes)
             {
                 if (profile)
                 {
                     bool channelsLast = Networks.MixedPrecisionNetwork.PrefersChannelsLast("vgg19", TorchSharp.torch.CPU);
-                    IReadOnlyList<Diagnostics.ConvProfileRow> rows = Diagnostics.ConvProfile.Run(size, precision, channelsLast);
+                    IReadOnlyList<Diagnostics.ConvProfileRow> rows = Diagnostics.ConvProfile.Run(size, precision, channelsLast, memory: memory);
                     foreach (Diagnostics.ConvProfileRow row in rows)
                     {
                         stdout.WriteLine(row);

@@ -28,6 +28,49 @@ public class BenchDiagnosticsTests
     }
 
     [Fact]
+    public void MemoryBandwidthMeasuresAPlausibleRate()
+    {
+        // Small buffers keep the test light; they may sit in a cache, so only the bounds are checked:
+        // above 0.5 GB/s (a pass that faulted pages or ran scalar code byte by byte would not be) and
+        // below 10 TB/s (a byte-counting error would not be).
+        MemoryBandwidthResult memory = MemoryBandwidth.Measure(threads: 2, bufferMiB: 8);
+        Assert.Equal((2, 8), (memory.Threads, memory.BufferMiB));
+        Assert.InRange(memory.GBps, 0.5, 10_000);
+    }
+
+    [Fact]
+    public void TheBandwidthPassIsAReluOverEveryValue()
+    {
+        // 37 values: whole vectors and a scalar tail at any vector width.
+        float[] source = Enumerable.Range(0, 37).Select(i => (i % 3 == 0 ? -1f : 1f) * i).ToArray();
+        float[] target = new float[37];
+        MemoryBandwidth.Relu(source, target);
+        Assert.Equal(source.Select(v => Math.Max(v, 0f)), target);
+    }
+
+    [Fact]
+    public void ElementwiseMultiplesCountTheBytesTheOperationMustMove()
+    {
+        // conv2_1 at 512 px: its ReLU over 128 × 256² fp32 values moves 5 × 33.5 MB = 167.8 MB; at
+        // 16.78 GB/s that streams in 10 ms, so 30 ms is 3×. The pooling before it has 64 × 256²
+        // outputs and moves 10 × 16.8 MB = 167.8 MB: 20 ms is 2×.
+        var memory = new MemoryBandwidthResult(2, 256, 16.777216);
+        var row = new ConvProfileRow("conv2_1", 64, 128, 256, 256, 9.66, 40, 30, 30, ReluMs: 30, PoolMs: 20, ElementBytes: 4, Memory: memory);
+        Assert.Equal(5.0 * 128 * 256 * 256 * 4, row.ReluBytes);
+        Assert.Equal(10.0 * 64 * 256 * 256 * 4, row.PoolBytes);
+        Assert.Equal(3.0, row.ReluMemoryMultiple, 9);
+        Assert.Equal(2.0, row.PoolMemoryMultiple, 9);
+        Assert.EndsWith(" relu_ms=30.0 pool_ms=20.0 relu_x_mem=3.0 pool_x_mem=2.0", row.ToString());
+
+        // bf16 halves the bytes, so the same times are twice the multiple; no pooling reads 0; no
+        // measurement leaves the multiples out of the line.
+        ConvProfileRow bf16 = row with { ElementBytes = 2, PoolMs = 0 };
+        Assert.Equal((6.0, 0.0), (bf16.ReluMemoryMultiple, bf16.PoolMemoryMultiple));
+        Assert.EndsWith(" relu_ms=30.0 pool_ms=20.0", (row with { Memory = null }).ToString());
+        Assert.Contains(" elementwise_x_mem_max=3.0 ", ConvProfile.Total([row, bf16 with { ReluMs = 10 }], 512, 300, true, Precision.Fp32));
+    }
+
+    [Fact]
     public void ConvProfileCoversVgg19ToConv51WithItsShapes()
     {
         TorchRuntime.EnsureLoaded();
@@ -92,8 +135,9 @@ public class BenchDiagnosticsTests
         Assert.Equal("", stderr.ToString());
         Assert.Equal(CliApp.ExitOk, code);
         string output = stdout.ToString();
-        Assert.Equal(13, System.Text.RegularExpressions.Regex.Matches(output, @"(?m)^profile conv\d_\d \d+->\d+ \d+x\d+ gflop=[0-9.]+ fwd_ms=[0-9.]+ fwd_gflops=\d+ bwd_ms=[0-9.]+ bwd_gflops=\d+ bwd_as_fwd_ms=[0-9.]+ relu_ms=[0-9.]+ pool_ms=[0-9.]+\r?$").Count);
-        Assert.Matches(@"(?m)^profile total 32 conv_ms=[0-9.]+ conv_gflops=\d+ peak_frac=[0-9.]+ relu_ms=[0-9.]+ pool_ms=[0-9.]+ channels_last=1 precision=fp32\r?$", output);
+        Assert.Matches(@"^# libtorch .*; fp32 peak 100 GFLOP/s given; memory [0-9.]+ GB/s measured \(read\+write, \d+ thread\(s\), 256 MiB buffers\); cpu ", output);
+        Assert.Equal(13, System.Text.RegularExpressions.Regex.Matches(output, @"(?m)^profile conv\d_\d \d+->\d+ \d+x\d+ gflop=[0-9.]+ fwd_ms=[0-9.]+ fwd_gflops=\d+ bwd_ms=[0-9.]+ bwd_gflops=\d+ bwd_as_fwd_ms=[0-9.]+ relu_ms=[0-9.]+ pool_ms=[0-9.]+ relu_x_mem=[0-9.]+ pool_x_mem=[0-9.]+\r?$").Count);
+        Assert.Matches(@"(?m)^profile total 32 conv_ms=[0-9.]+ conv_gflops=\d+ peak_frac=[0-9.]+ relu_ms=[0-9.]+ pool_ms=[0-9.]+ elementwise_x_mem_max=[0-9.]+ channels_last=1 precision=fp32\r?$", output);
         Assert.Matches(@"(?m)^bench vgg19 32 ", output);
     }
 

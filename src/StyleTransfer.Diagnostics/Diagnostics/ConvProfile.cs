@@ -19,8 +19,28 @@ namespace StyleTransfer.Diagnostics;
 /// <param name="BackwardAsForwardMs">The same gradient computed as a forward convolution of the output gradient with the flipped, transposed weights.</param>
 /// <param name="ReluMs">The ReLU after the convolution: forward (in place, as the network runs it) plus backward.</param>
 /// <param name="PoolMs">The 2×2 average pooling before the convolution, forward plus backward; 0 where there is none.</param>
-internal sealed record ConvProfileRow(string Layer, long InChannels, long OutChannels, long Height, long Width, double Gflop, double ForwardMs, double BackwardMs, double BackwardAsForwardMs, double ReluMs, double PoolMs)
+/// <param name="ElementBytes">Bytes per value in the profiled precision (4 for fp32, 2 for bf16).</param>
+/// <param name="Memory">The measured memory bandwidth the ReLU and pooling are held against; null leaves the multiples out.</param>
+internal sealed record ConvProfileRow(string Layer, long InChannels, long OutChannels, long Height, long Width, double Gflop, double ForwardMs, double BackwardMs, double BackwardAsForwardMs, double ReluMs, double PoolMs, int ElementBytes = 4, MemoryBandwidthResult? Memory = null)
 {
+    /// <summary>
+    /// Bytes the ReLU must move at the least: in place forward (read and write the N values) and its
+    /// backward (read the output gradient and the output, write the input gradient), 5N values.
+    /// </summary>
+    public double ReluBytes => 5.0 * OutChannels * Height * Width * ElementBytes;
+
+    /// <summary>
+    /// Bytes the 2×2 pooling must move at the least, with M output values: forward reads 4M and writes
+    /// M, backward reads M and writes 4M, 10M values; 0 where there is no pooling.
+    /// </summary>
+    public double PoolBytes => PoolMs > 0 ? 10.0 * InChannels * Height * Width * ElementBytes : 0;
+
+    /// <summary>The ReLU's time over its bytes' time at the measured bandwidth (issue 19's target: at most 3); NaN without a measurement.</summary>
+    public double ReluMemoryMultiple => Memory?.Multiple(ReluMs, ReluBytes) ?? double.NaN;
+
+    /// <summary>The same for the pooling; 0 where there is none.</summary>
+    public double PoolMemoryMultiple => PoolMs > 0 ? Memory?.Multiple(PoolMs, PoolBytes) ?? double.NaN : 0;
+
     /// <summary>Forward GFLOP/s.</summary>
     public double ForwardGflops => Gflop / (ForwardMs / 1000);
 
@@ -30,7 +50,7 @@ internal sealed record ConvProfileRow(string Layer, long InChannels, long OutCha
     /// <inheritdoc/>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"profile {Layer} {InChannels}->{OutChannels} {Height}x{Width} gflop={Gflop:F2} fwd_ms={ForwardMs:F1} fwd_gflops={ForwardGflops:F0} bwd_ms={BackwardMs:F1} bwd_gflops={BackwardGflops:F0} bwd_as_fwd_ms={BackwardAsForwardMs:F1} relu_ms={ReluMs:F1} pool_ms={PoolMs:F1}");
+        $"profile {Layer} {InChannels}->{OutChannels} {Height}x{Width} gflop={Gflop:F2} fwd_ms={ForwardMs:F1} fwd_gflops={ForwardGflops:F0} bwd_ms={BackwardMs:F1} bwd_gflops={BackwardGflops:F0} bwd_as_fwd_ms={BackwardAsForwardMs:F1} relu_ms={ReluMs:F1} pool_ms={PoolMs:F1}{(Memory is null ? "" : $" relu_x_mem={ReluMemoryMultiple:F1} pool_x_mem={PoolMemoryMultiple:F1}")}");
 }
 
 /// <summary>
@@ -39,7 +59,8 @@ internal sealed record ConvProfileRow(string Layer, long InChannels, long OutCha
 /// sees at the given image size, in the given precision and layout, forward and input-gradient
 /// backward, each the median of several runs; so do the ReLU after it and the pooling before it.
 /// Comparing their sum with a full iteration's time (<see cref="Benchmark"/>) says how much of an
-/// iteration is convolution and how far each layer is from the arithmetic peak.
+/// iteration is convolution and how far each layer is from the arithmetic peak; given a measured
+/// memory bandwidth, how far the ReLU and pooling are from streaming their bytes once.
 /// </summary>
 internal static class ConvProfile
 {
@@ -47,7 +68,7 @@ internal static class ConvProfile
     private const string Deepest = "conv5_1";
 
     /// <summary>Profiles every layer at <paramref name="size"/> px; <paramref name="repeats"/> timed runs each after one warm-up.</summary>
-    public static IReadOnlyList<ConvProfileRow> Run(int size, Precision precision, bool channelsLast, int repeats = 5)
+    public static IReadOnlyList<ConvProfileRow> Run(int size, Precision precision, bool channelsLast, int repeats = 5, MemoryBandwidthResult? memory = null)
     {
         TorchRuntime.EnsureLoaded();
         ScalarType dtype = MixedPrecisionNetwork.TypeOf(precision);
@@ -90,10 +111,13 @@ internal static class ConvProfile
             Tensor activation = Layout(torch.randn(new[] { 1, cout, h, w }, generator: gen).to(dtype), channelsLast);
             double relu = Median(repeats, () =>
             {
+                // In place on a non-leaf, as the network runs it on the convolution's output; the
+                // copy that makes the non-leaf is not timed, and its backward passes the gradient on.
                 using var inner = torch.NewDisposeScope();
-                Tensor a = activation.clone().requires_grad_();
+                Tensor leaf = activation.detach().requires_grad_();
+                Tensor a = leaf.clone();
                 long t0 = Stopwatch.GetTimestamp();
-                torch.autograd.grad([F.relu(a)], [a], [gy]);
+                torch.autograd.grad([F.relu(a, inplace: true)], [leaf], [gy]);
                 return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
             });
             double pool = 0;
@@ -109,7 +133,7 @@ internal static class ConvProfile
             }
 
             double gflop = 2.0 * cout * cin * 9 * h * w / 1e9;
-            rows.Add(new ConvProfileRow(name, cin, cout, h, w, gflop, fwd, bwd, asForward, relu, pool));
+            rows.Add(new ConvProfileRow(name, cin, cout, h, w, gflop, fwd, bwd, asForward, relu, pool, (int)activation.element_size(), memory));
             if (name == Deepest)
             {
                 break;
@@ -121,7 +145,8 @@ internal static class ConvProfile
 
     /// <summary>
     /// One summary line: convolution time (forward + backward) and its GFLOP/s against
-    /// <paramref name="peakGflops"/>, and the ReLU and pooling times, summed over the layers.
+    /// <paramref name="peakGflops"/>, and the ReLU and pooling times, summed over the layers; with a
+    /// measured bandwidth, the largest multiple of its memory time any of them took.
     /// </summary>
     public static string Total(IReadOnlyList<ConvProfileRow> rows, int size, double peakGflops, bool channelsLast, Precision precision)
     {
@@ -129,7 +154,7 @@ internal static class ConvProfile
         double gflops = rows.Sum(r => 2 * r.Gflop) / (convMs / 1000);
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"profile total {size} conv_ms={convMs:F1} conv_gflops={gflops:F0} peak_frac={gflops / peakGflops:F2} relu_ms={rows.Sum(r => r.ReluMs):F1} pool_ms={rows.Sum(r => r.PoolMs):F1} channels_last={(channelsLast ? 1 : 0)} precision={precision.ToString().ToLowerInvariant()}");
+            $"profile total {size} conv_ms={convMs:F1} conv_gflops={gflops:F0} peak_frac={gflops / peakGflops:F2} relu_ms={rows.Sum(r => r.ReluMs):F1} pool_ms={rows.Sum(r => r.PoolMs):F1}{(rows.Any(r => r.Memory is not null) ? $" elementwise_x_mem_max={rows.Max(r => Math.Max(r.ReluMemoryMultiple, r.PoolMemoryMultiple)):F1}" : "")} channels_last={(channelsLast ? 1 : 0)} precision={precision.ToString().ToLowerInvariant()}");
     }
 
     private static Tensor Layout(Tensor t, bool channelsLast) => channelsLast ? TensorLayout.ToChannelsLast(t) : t;
