@@ -52,6 +52,7 @@ internal static class OptionFlags
         [nameof(StyleTransferOptions.TileHalo)] = "--tile-halo",
         [nameof(StyleTransferOptions.Padding)] = "--padding",
         [nameof(StyleTransferOptions.PreserveColor)] = "--preserve-color",
+        [nameof(StyleTransferOptions.PaletteTransfer)] = "--palette-transfer",
         [nameof(StyleTransferOptions.Scales)] = "--scales",
         [nameof(StyleTransferOptions.StyleBlend)] = "--style-blend",
         [nameof(StyleTransferOptions.StyleMasks)] = "--mask",

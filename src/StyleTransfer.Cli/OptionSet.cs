@@ -50,6 +50,7 @@ internal sealed class OptionSet
 
     // Pipeline options: only the stylize command itself takes them (AddPipelineTo).
     public readonly Option<ColorPreservationMode> PreserveColor = Binding.EnumOption<ColorPreservationMode>("--preserve-color", "Keep the content's colours: none, luminance (transfer on luminance, content chroma) or histogram (style recoloured to the content's colour mean and covariance)" + LibraryDefaults.Of(o => o.PreserveColor));
+    public readonly Option<double> PaletteTransfer = new("--palette-transfer") { Description = "Recolour the photograph towards the painting's colour mean and covariance before stylising, from 0 (its own colours) to 1 (the painting's palette); the structure stays, no extra cost; not with --preserve-color" + LibraryDefaults.Of(o => o.PaletteTransfer) };
     public readonly Option<int> StyleAnchor = new("--style-anchor") { Description = "Outputs larger than this many pixels keep the look of this size: half the style loss is taken on the image scaled down to it; 0: off" + LibraryDefaults.Of(o => o.StyleAnchor) };
     public readonly Option<int> IterationTaper = new("--iteration-taper") { Description = "Coarse to fine: scales longer than this many pixels get fewer iterations, their share × (this / long edge)², at least " + StyleTransferOptions.MinTaperedIterations + " (the look is set at the small scales; the large ones add detail); 0: off" + LibraryDefaults.Of(o => o.IterationTaper) };
     public readonly Option<string> Scales = new("--scales") { Description = "Coarse to fine: auto (from about --scale-start px, ×√2 per scale, up to --size) or a number of scales; 1: single scale, as in the paper" + LibraryDefaults.Of(o => o.Scales == StyleTransferOptions.AutoScales ? "auto" : LibraryDefaults.Text(o.Scales)) };
@@ -71,6 +72,7 @@ internal sealed class OptionSet
     public void AddPipelineTo(Command command)
     {
         command.Add(PreserveColor);
+        command.Add(PaletteTransfer);
         command.Add(MaxMemory);
         command.Add(Tile);
         command.Add(TileHalo);
@@ -153,6 +155,7 @@ internal sealed class OptionSet
         o = Given(p, Padding) ? o with { Padding = p.GetValue(Padding) } : o;
         o = HighResolution(p, o);
         o = Given(p, PreserveColor) ? o with { PreserveColor = p.GetValue(PreserveColor) } : o;
+        o = Given(p, PaletteTransfer) ? o with { PaletteTransfer = p.GetValue(PaletteTransfer) } : o;
         o = Given(p, Scales) ? o with { Scales = ParseScales(p.GetValue(Scales)) } : o;
         o = Given(p, Precision) ? o with { Precision = p.GetValue(Precision) } : o;
         return o.Validate();

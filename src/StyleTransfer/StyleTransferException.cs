@@ -127,6 +127,7 @@ internal readonly record struct Opt(string Name, string? Value = null, string? K
     public static readonly Opt Threads = new(nameof(StyleTransferOptions.Threads));
     public static readonly Opt Seed = new(nameof(StyleTransferOptions.Seed));
     public static readonly Opt PreserveColor = new(nameof(StyleTransferOptions.PreserveColor));
+    public static readonly Opt PaletteTransfer = new(nameof(StyleTransferOptions.PaletteTransfer));
     public static readonly Opt Padding = new(nameof(StyleTransferOptions.Padding));
     public static readonly Opt Scales = new(nameof(StyleTransferOptions.Scales));
     public static readonly Opt ScaleStart = new(nameof(StyleTransferOptions.ScaleStart));

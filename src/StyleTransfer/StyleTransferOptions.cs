@@ -224,6 +224,16 @@ public sealed record StyleTransferOptions
     public ColorPreservationMode PreserveColor { get; init; } = ColorPreservationMode.None;
 
     /// <summary>
+    /// The reverse of <see cref="PreserveColor"/>: how far the photograph is recoloured towards the
+    /// painting's palette before the transfer (its colour mean and covariance; several style images
+    /// together, by their blend weights), from 0 (the default: the photograph as it is) to 1 (the
+    /// painting's colour statistics). The content targets and the starting image both come from
+    /// the recoloured photograph, so the result keeps its structure in the painting's colours; no
+    /// extra network pass (docs/quality.md). Not applied when <see cref="PreserveColor"/> is set.
+    /// </summary>
+    public double PaletteTransfer { get; init; }
+
+    /// <summary>
     /// Coarse-to-fine scales: 1 (default) runs at <see cref="Size"/> only; N runs N sizes growing by √2
     /// up to <see cref="Size"/>; <see cref="AutoScales"/> (0) starts near 128 px (see <see cref="ScaleSizes"/>).
     /// </summary>
@@ -473,6 +483,7 @@ public sealed record StyleTransferOptions
         }
 
         Require(InitNoise is >= 0 and <= 1, $"{Opt.InitNoise} must be from 0 to 1, not {Format(InitNoise)}");
+        Require(PaletteTransfer is >= 0 and <= 1, $"{Opt.PaletteTransfer} must be from 0 to 1, not {Format(PaletteTransfer)}");
         Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"{Opt.StyleScale} must be above 0 and at most 8, not {Format(StyleScale)}");
         Require(LbfgsHistory >= 1, $"{Opt.LbfgsHistory} must be at least 1, not {LbfgsHistory}");
         Require(BitDepth is 8 or 16, $"{Opt.BitDepth} must be 8 or 16, not {BitDepth}");

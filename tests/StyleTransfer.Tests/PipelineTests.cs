@@ -97,6 +97,68 @@ public sealed class PipelineTests(ITestOutputHelper output)
         Assert.True(MaxAbs(plain.Image, matched.Image) > 0.01);
     }
 
+    [Fact]
+    public void PaletteTransferGivesThePhotographThePaintingsColourMeanAndCovariance()
+    {
+        TorchRuntime.EnsureLoaded();
+        using var scope = torch.NewDisposeScope();
+        Tensor content = ColourfulNoise(36, 36);
+
+        // Two paintings of the same size in a narrower range, so that nothing is clamped; blended
+        // half and half, their mixture's statistics are those of their pixels taken together.
+        Tensor first = (TestImages.SceneTensor(30, 20) * 0.5) + 0.2;
+        Tensor second = (ColourfulNoise(30, 20).flip(1) * 0.3) + 0.4;
+        Tensor full = ColorPreservation.TowardsPalette(content, [(first, 0.5), (second, 0.5)], 1);
+        Assert.True(full.min().ToDouble() > 0 && full.max().ToDouble() < 1, "the test recolouring was clamped");
+        (Tensor mOut, Tensor cOut) = ColorPreservation.Statistics(full);
+        (Tensor mBoth, Tensor cBoth) = ColorPreservation.Statistics(torch.cat([first, second], 3));
+        (Tensor mIn, Tensor cIn) = ColorPreservation.Statistics(content);
+        Assert.True(MaxAbs(cIn, cBoth) > 1e-2, "the test images already share their colour covariance");
+        Assert.True(MaxAbs(mOut, mBoth) < 1e-6, $"mean off by {MaxAbs(mOut, mBoth):E2}");
+        Assert.True(MaxAbs(cOut, cBoth) < 1e-6, $"covariance off by {MaxAbs(cOut, cBoth):E2}");
+
+        // 0 leaves the photograph as it is; 0.5 is halfway, pixel by pixel.
+        Assert.Equal(0, MaxAbs(ColorPreservation.TowardsPalette(content, [(first, 1)], 0), content));
+        Tensor half = ColorPreservation.TowardsPalette(content, [(first, 0.5), (second, 0.5)], 0.5);
+        Assert.True(MaxAbs(half, (content + full) / 2) < 1e-6);
+    }
+
+    [Fact]
+    public void PaletteTransferDoesNotBlowUpTheChromaNoiseOfAGreyPhotograph()
+    {
+        // A grey photograph has no colour variance to stretch: JPEG-like noise of ±1/255 in its
+        // chroma must not be amplified into colour. The floor allows at most √(λ_max / 1e-3).
+        TorchRuntime.EnsureLoaded();
+        using var scope = torch.NewDisposeScope();
+        using var gen = new Generator(3);
+        Tensor grey = TestImages.SceneTensor(40, 30).mean([1], keepdim: true).expand(1, 3, 30, 40).contiguous();
+        Tensor noisy = (grey + ((torch.randint(-1, 2, [1, 3, 30, 40], generator: gen).to(ScalarType.Float32)) / 255)).clamp(0, 1);
+        Tensor painting = ColourfulNoise(36, 36);
+        double cleanToNoisy = MaxAbs(
+            ColorPreservation.TowardsPalette(grey, [(painting, 1)], 1),
+            ColorPreservation.TowardsPalette(noisy, [(painting, 1)], 1));
+        (Tensor _, Tensor cov) = ColorPreservation.Statistics(painting);
+        double gain = Math.Sqrt(torch.linalg.eigvalsh(cov).max().ToDouble() / ColorPreservation.PaletteFloor);
+        output.WriteLine($"1/255 of noise became {cleanToNoisy * 255:F2}/255 (gain bound {gain:F1})");
+        Assert.True(cleanToNoisy <= (2 * gain / 255) + 1e-6, $"noise amplified to {cleanToNoisy * 255:F1}/255");
+        Assert.True(cleanToNoisy < 0.1, $"noise amplified to {cleanToNoisy * 255:F1}/255");
+    }
+
+    [Fact]
+    public void PaletteTransferRunsChangesTheResultAndStandsAsideForColourPreservation()
+    {
+        using StylizeResult plain = RunVgg(Base with { Iterations = 4 });
+        using StylizeResult palette = RunVgg(Base with { Iterations = 4, PaletteTransfer = 1 });
+        Assert.True(MaxAbs(plain.Image, palette.Image) > 0.01);
+
+        // With --preserve-color the photograph's colours are kept, so the palette transfer is not applied.
+        using StylizeResult preserved = RunVgg(Base with { Iterations = 4, PreserveColor = ColorPreservationMode.Histogram });
+        using StylizeResult both = RunVgg(Base with { Iterations = 4, PreserveColor = ColorPreservationMode.Histogram, PaletteTransfer = 1 });
+        Assert.Equal(0, MaxAbs(preserved.Image, both.Image));
+        Assert.Equal(0.0, new StyleTransferOptions().PaletteTransfer);
+        Assert.Equal(0.0, new StyleTransferOptions { Network = "resnet18" }.PaletteTransfer);
+    }
+
     [Theory]
     [InlineData(384, StyleTransferOptions.AutoScales, new[] { 136, 192, 272, 384 })]
     [InlineData(512, StyleTransferOptions.AutoScales, new[] { 128, 181, 256, 362, 512 })]

@@ -233,6 +233,11 @@ internal static class Stylizer
         options = options with { Seed = seed };
         using var pre = new DisposableList();
         Tensor c = options.PreserveColor == ColorPreservationMode.Luminance ? pre.Add(ColorPreservation.LuminanceInputs(content, styles[0])).Item1 : content;
+        if (options.PreserveColor == ColorPreservationMode.None && options.PaletteTransfer > 0)
+        {
+            IReadOnlyList<double> blend = options.EffectiveStyleBlend(styles.Count);
+            c = pre.Add(ColorPreservation.TowardsPalette(content, [.. styles.Select((s, i) => (s, blend[i]))], options.PaletteTransfer));
+        }
         List<Tensor> styleInputs = [.. styles.Select(style => options.PreserveColor switch
         {
             ColorPreservationMode.Luminance => pre.Add(ColorPreservation.LuminanceInputs(content, style)).Item2,
