@@ -135,6 +135,7 @@ public class InProcessBatchTests
     [InlineData(new[] { "--sweep", "bogus=1,2" }, "error: --sweep: 'bogus' is not an image option (e.g. style-weight, content-weight, size, iterations, scales, seed)")]
     [InlineData(new[] { "--sweep", "size=64,80", "--size", "64" }, "error: --sweep size and --size cannot be given together")]
     [InlineData(new[] { "--sweep", "size=64,abc" }, "error: size=abc: --size: 'abc' is not an integer (see 'stylize batch --help')")]
+    [InlineData(new[] { "--sweep", "palette-transfer=0,1", "--palette-transfer", "1" }, "error: --sweep palette-transfer and --palette-transfer cannot be given together")]
     public void Bad_batches_are_refused_with_one_line_before_any_work(string[] extra, string message)
     {
         using var dir = new TempDir();

@@ -85,7 +85,7 @@ internal static class MemoryBandwidth
         return Stopwatch.GetElapsedTime(t0).TotalSeconds;
     }
 
-    /// <summary><c>target = max(source, 0)</c>, vectorised at the widest width the JIT offers.</summary>
+    /// <summary><c>target = max(source, 0)</c>, vectorised with <see cref="Vector{T}"/> (256-bit here), enough to keep memory busy.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     internal static void Relu(ReadOnlySpan<float> source, Span<float> target)
     {
