@@ -124,6 +124,24 @@ public sealed class PipelineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ColourStatisticsInRunsEqualTheWholeImagesInFloat64()
+    {
+        // 1100 × 1000 pixels: a whole run of 2^20 and a partial one.
+        TorchRuntime.EnsureLoaded();
+        using var scope = torch.NewDisposeScope();
+        using var gen = new Generator(11);
+        Tensor image = torch.rand(new long[] { 1, 3, 1000, 1100 }, generator: gen);
+        image[0, 1] = (image[0, 0] * 0.7) + (image[0, 1] * 0.3);
+        Assert.True(image.shape[2] * image.shape[3] > ColorPreservation.StatisticsChunk);
+        (Tensor mean, Tensor cov) = ColorPreservation.Statistics(image);
+        Tensor x = image.to(ScalarType.Float64).reshape(3, -1);
+        Tensor mu = x.mean([1], keepdim: true);
+        Tensor d = x - mu;
+        Assert.True(MaxAbs(mean, mu) < 1e-12, $"mean off by {MaxAbs(mean, mu):E2}");
+        Assert.True(MaxAbs(cov, d.mm(d.t()) / x.shape[1]) < 1e-12);
+    }
+
+    [Fact]
     public void PaletteTransferDoesNotBlowUpTheChromaNoiseOfAGreyPhotograph()
     {
         // A grey photograph has no colour variance to stretch: JPEG-like noise of ±1/255 in its

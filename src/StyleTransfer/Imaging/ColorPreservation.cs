@@ -31,6 +31,9 @@ internal static class ColorPreservation
     /// </summary>
     internal const double PaletteFloor = 1e-3;
 
+    /// <summary>Pixels per run in <see cref="Statistics"/>: 24 MB of float64.</summary>
+    internal const long StatisticsChunk = 1 << 20;
+
     /// <summary>RGB → YIQ, channel-wise linear map; same dtype and device as the input.</summary>
     public static Tensor ToYiq(Tensor rgb)
     {
@@ -141,15 +144,34 @@ internal static class ColorPreservation
         return mixed.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Per-channel mean [3,1] and covariance [3,3] (1/N) of an image's pixels, float64.</summary>
+    /// <summary>
+    /// Per-channel mean [3,1] and covariance [3,3] (1/N) of an image's pixels, float64: two passes
+    /// (the mean, then the centred products) over runs of <see cref="StatisticsChunk"/> pixels, so
+    /// that a print-sized image needs no float64 copy of itself.
+    /// </summary>
     public static (Tensor Mean, Tensor Covariance) Statistics(Tensor rgb)
     {
         using var scope = torch.NewDisposeScope();
-        Tensor x = rgb.to(ScalarType.Float64).reshape(3, -1);
-        Tensor mu = x.mean([1], keepdim: true);
-        Tensor d = x - mu;
-        Tensor cov = torch.matmul(d, d.t()) / x.shape[1];
-        return (mu.MoveToOuterDisposeScope(), cov.MoveToOuterDisposeScope());
+        Tensor x = rgb.reshape(3, -1);
+        long n = x.shape[1];
+        Tensor sum = torch.zeros(3, 1, dtype: ScalarType.Float64, device: rgb.device);
+        for (long start = 0; start < n; start += StatisticsChunk)
+        {
+            using Tensor part = x.narrow(1, start, Math.Min(StatisticsChunk, n - start)).to(ScalarType.Float64);
+            using Tensor partSum = part.sum([1], keepdim: true);
+            sum.add_(partSum);
+        }
+
+        Tensor mu = sum / n;
+        Tensor products = torch.zeros(3, 3, dtype: ScalarType.Float64, device: rgb.device);
+        for (long start = 0; start < n; start += StatisticsChunk)
+        {
+            using Tensor part = x.narrow(1, start, Math.Min(StatisticsChunk, n - start)).to(ScalarType.Float64).sub_(mu);
+            using Tensor partProducts = torch.matmul(part, part.t());
+            products.add_(partProducts);
+        }
+
+        return (mu.MoveToOuterDisposeScope(), (products / n).MoveToOuterDisposeScope());
     }
 
     private static Tensor SymmetricPower(Tensor cov, double power, double floor = MinEigenvalue)
