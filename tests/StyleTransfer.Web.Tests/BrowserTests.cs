@@ -67,6 +67,7 @@ public sealed class BrowserTests : IDisposable
         // A short one queues behind it; cancel the long one from the job list; the short one runs to the end.
         await page.FillAsync("#iterations", shots is null ? "3" : "150");
         await page.SelectOptionAsync("#scales", shots is null ? "1" : "auto");
+        await page.SelectOptionAsync("#preserve-color", "palette");
         await page.ClickAsync("#start");
         await Expect(page, $"() => document.getElementById('live').dataset.id !== '{first}'");
         string second = (await page.GetAttributeAsync("#live", "data-id"))!;
@@ -89,7 +90,7 @@ public sealed class BrowserTests : IDisposable
         await page.ReloadAsync();
         await page.WaitForSelectorAsync($".gallery-item[data-id='{second}'] img");
         Assert.Equal(0, await page.Locator($".gallery-item[data-id='{first}']").CountAsync());
-        StringAssert(await page.TextContentAsync($".gallery-item[data-id='{second}'] .meta span"), Path.GetFileName(content), size + " px");
+        StringAssert(await page.TextContentAsync($".gallery-item[data-id='{second}'] .meta span"), Path.GetFileName(content), size + " px", "palette 1");
     }
 
     private static void StringAssert(string? text, params string[] parts)

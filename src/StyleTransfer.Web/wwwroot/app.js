@@ -74,7 +74,9 @@ function formFields() {
   if ($("iterations").value) fields.push(["iterations", $("iterations").value]);
   if ($("network").value) fields.push(["network", $("network").value]);
   if (Number($("strength").value) !== 0) fields.push(["style-weight", String(Number((d.styleWeight * strengthFactor()).toPrecision(4)))]);
-  if ($("preserve-color").value !== "none") fields.push(["preserve-color", $("preserve-color").value]);
+  const colours = $("preserve-color").value;
+  if (colours === "palette") fields.push(["palette-transfer", "1"]);
+  else if (colours !== "none") fields.push(["preserve-color", colours]);
   if ($("scales").value) fields.push(["scales", $("scales").value]);
   if (state.styles.length > 1) fields.push(["style-blend", [...$("blend").querySelectorAll("input")].map((i) => i.value || "1").join(",")]);
   return fields;
@@ -108,6 +110,7 @@ function describe(job) {
   if (s.iterations) parts.push(s.iterations + " it");
   if (s["style-weight"]) parts.push("β " + s["style-weight"]);
   if (s["preserve-color"]) parts.push("colours: " + s["preserve-color"]);
+  if (s["palette-transfer"]) parts.push("palette " + s["palette-transfer"]);
   if (s.scales) parts.push("scales " + s.scales);
   if (s["style-blend"]) parts.push("blend " + s["style-blend"]);
   return parts.join(" · ") || "defaults";
@@ -273,7 +276,7 @@ async function loadSettings(job) {
   $("size").value = s.size || "512";
   $("iterations").value = s.iterations || "";
   $("network").value = s.network || "";
-  $("preserve-color").value = s["preserve-color"] || "none";
+  $("preserve-color").value = s["preserve-color"] || (Number(s["palette-transfer"]) > 0 ? "palette" : "none");
   $("scales").value = s.scales || "";
   const d = networkDefaults();
   $("strength").value = s["style-weight"] ? Math.log10(Number(s["style-weight"]) / d.styleWeight).toFixed(1) : "0";
