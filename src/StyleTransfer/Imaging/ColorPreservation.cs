@@ -1,3 +1,4 @@
+using StyleTransfer.Losses;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -122,17 +123,12 @@ internal static class ColorPreservation
     {
         using var scope = torch.NewDisposeScope();
         (Tensor muC, Tensor covC) = Statistics(content);
-        Tensor? muS = null, second = null;
-        foreach ((Tensor style, double weight) in styles)
+        (Tensor muS, Tensor covS) = GaussianFit.Mixture(styles.Select(s =>
         {
-            (Tensor m, Tensor c) = Statistics(style);
-            Tensor sm = (c + m.mm(m.t())) * weight;
-            muS = muS is null ? m * weight : muS + (m * weight);
-            second = second is null ? sm : second + sm;
-        }
-
-        Tensor mean = muS ?? throw new ArgumentException("at least one style image is needed", nameof(styles));
-        Tensor covS = second! - mean.mm(mean.t());
+            (Tensor m, Tensor c) = Statistics(s.Style);
+            return (m.reshape(3), c, s.Weight);
+        }));
+        Tensor mean = muS.reshape(3, 1);
         Tensor a = torch.matmul(SymmetricPower(covS, 0.5), SymmetricPower(covC, -0.5, PaletteFloor));
 
         // (1 − k) x + k (A (x − μ_c) + μ_s) is one affine map, M x + b: applied in the image's own

@@ -47,6 +47,30 @@ internal static class GaussianFit
 
         return (mean.MoveToOuterDisposeScope(), cov.MoveToOuterDisposeScope());
     }
+
+    /// <summary>
+    /// The Gaussian fit of a weighted mixture of distributions given by their fits (means [N]):
+    /// μ = Σ w_i μ_i and Σ = Σ w_i (Σ_i + μ_i μ_iᵀ) − μ μᵀ, the second moment kept. The weights are
+    /// used as given (normalise them first).
+    /// </summary>
+    public static (Tensor Mean, Tensor Covariance) Mixture(IEnumerable<(Tensor Mean, Tensor Covariance, double Weight)> parts)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor? m = null, second = null;
+        foreach ((Tensor mean, Tensor cov, double weight) in parts)
+        {
+            Tensor sm = (cov + mean.unsqueeze(1).mm(mean.unsqueeze(0))) * weight;
+            m = m is null ? mean * weight : m + (mean * weight);
+            second = second is null ? sm : second + sm;
+        }
+
+        if (m is null)
+        {
+            throw new ArgumentException("a mixture needs at least one part", nameof(parts));
+        }
+
+        return (m.MoveToOuterDisposeScope(), (second! - m.unsqueeze(1).mm(m.unsqueeze(0))).MoveToOuterDisposeScope());
+    }
 }
 
 /// <summary>

@@ -155,24 +155,9 @@ internal sealed class Targets : IDisposable
             return GaussianTarget.Create(only.Mean, only.Covariance, epsilon);
         }
 
-        Tensor mean, cov;
-        using (var scope = torch.NewDisposeScope())
-        {
-            Tensor? m = null, second = null;
-            foreach ((int style, double weight) in parts)
-            {
-                StyleStats s = styles[style][layer];
-                Tensor sm = (s.Covariance + s.Mean.unsqueeze(1).mm(s.Mean.unsqueeze(0))) * weight;
-                m = m is null ? s.Mean * weight : m + (s.Mean * weight);
-                second = second is null ? sm : second + sm;
-            }
-
-            mean = m!.DetachFromDisposeScope();
-            cov = (second! - m!.unsqueeze(1).mm(m!.unsqueeze(0))).DetachFromDisposeScope();
-        }
-
-        using (mean)
-        using (cov)
+        (Tensor mean, Tensor cov) = GaussianFit.Mixture(parts.Select(p => (styles[p.Style][layer].Mean, styles[p.Style][layer].Covariance, p.Weight)));
+        using (mean.DetachFromDisposeScope())
+        using (cov.DetachFromDisposeScope())
         {
             return GaussianTarget.Create(mean, cov, epsilon);
         }
