@@ -88,6 +88,7 @@ public sealed record StyleTransferOptions
 {
     private readonly string? network;
     private readonly int? iterations;
+    private readonly double? contentWeight;
     private readonly double? styleWeight;
     private readonly double? tvWeight;
     private readonly double? tvChromaWeight;
@@ -121,7 +122,7 @@ public sealed record StyleTransferOptions
     public int Iterations { get => iterations ?? NetworkDefaults.For(Network).Iterations; init => iterations = value; }
 
     /// <summary>α, the content weight.</summary>
-    public double ContentWeight { get; init; } = 1.0;
+    public double ContentWeight { get => contentWeight ?? NetworkDefaults.For(Network).ContentWeight; init => contentWeight = value; }
 
     /// <summary>β, the style weight. The default gives the paper's α/β = 1e-3.</summary>
     public double StyleWeight { get => styleWeight ?? NetworkDefaults.For(Network).StyleWeight; init => styleWeight = value; }
@@ -153,7 +154,7 @@ public sealed record StyleTransferOptions
     /// mixed into the starting image, (1 − x)·image + x·noise; 0 (the default) starts from the image
     /// itself, 1 from noise alone. A start away from the photograph lets the optimiser settle
     /// further from it: larger swirls and more of the painting's palette (docs/quality.md). Noise
-    /// starts ignore it.
+    /// starts refuse it (<see cref="Validate()"/>).
     /// </summary>
     public double InitNoise { get => initNoise ?? NetworkDefaults.For(Network).InitNoise; init => initNoise = value; }
 
@@ -483,6 +484,7 @@ public sealed record StyleTransferOptions
         }
 
         Require(InitNoise is >= 0 and <= 1, $"{Opt.InitNoise} must be from 0 to 1, not {Format(InitNoise)}");
+        Require(initNoise is not > 0 || Init != InitMode.Noise, $"{Opt.InitNoise} mixes noise into a photograph or painting start, and {Opt.Init.Is("noise")} starts from noise already: add {Opt.Init.Is("content")} or leave {Opt.InitNoise} out");
         Require(PaletteTransfer is >= 0 and <= 1, $"{Opt.PaletteTransfer} must be from 0 to 1, not {Format(PaletteTransfer)}");
         Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"{Opt.StyleScale} must be above 0 and at most 8, not {Format(StyleScale)}");
         Require(LbfgsHistory >= 1, $"{Opt.LbfgsHistory} must be at least 1, not {LbfgsHistory}");

@@ -180,6 +180,7 @@ public sealed class CliTests : CliImagesTest
     [InlineData("error: --style-scale must be above 0 and at most 8, not 0", "--style-scale", "0")]
     [InlineData("error: --init-noise must be from 0 to 1, not 1.5", "--init-noise", "1.5")]
     [InlineData("error: --init-noise must be from 0 to 1, not NaN", "--init-noise", "NaN")]
+    [InlineData("error: --init-noise mixes noise into a photograph or painting start, and --init noise starts from noise already: add --init content or leave --init-noise out", "--init-noise", "0.5")]
     [InlineData("error: --palette-transfer must be from 0 to 1, not 1.5", "--palette-transfer", "1.5")]
     [InlineData("error: --palette-transfer must be from 0 to 1, not -0.5", "--palette-transfer", "-0.5")]
     [InlineData("error: --size: 'abc' is not an integer (see 'stylize --help')", "--size", "abc")]

@@ -78,11 +78,34 @@ public sealed class QualityRecipeTests
         Assert.True((mixed - ((0.75f * content) + (0.25f * noise))).abs().max().ToDouble() < 1e-6);
         Assert.True((mixed - content).abs().max().ToDouble() > 0.05, "no noise was mixed in");
 
-        // A noise start ignores it. ResNet-18's default mixes in half noise (docs/quality.md); the paper's recipe starts from noise anyway.
+        // A noise start is the seed's noise whatever the share, and equals a content start mixed with all noise:
+        // ResNet-18's default, a noise start (docs/quality.md), is exactly what --init content --init-noise 1 gave.
         Assert.Equal(0.0, (Stylizer.InitialImage(InitMode.Noise, (24, 32), content, null, 7, 0.25) - noise).abs().max().ToDouble());
-        Assert.Equal(0.5, new StyleTransferOptions { Network = "resnet18" }.InitNoise);
+        Assert.Equal(0.0, (Stylizer.InitialImage(InitMode.Content, (24, 32), content, null, 7, 1) - noise).abs().max().ToDouble());
+        Assert.Equal(0.0, new StyleTransferOptions { Network = "resnet18" }.InitNoise);
         Assert.Equal(0.0, new StyleTransferOptions { Network = "vgg19" }.InitNoise);
-        Assert.Equal(0.0, new StyleTransferOptions { Network = "resnet18", InitNoise = 0 }.InitNoise);
+        Assert.Equal(0.5, new StyleTransferOptions { Network = "resnet18", Init = InitMode.Content, InitNoise = 0.5 }.InitNoise);
+    }
+
+    [Fact]
+    public void ResNet18StartsFromNoiseWithAContentWeightThatHoldsThePhotograph()
+    {
+        // The sixth session's default was a half-photograph start with α = 1; the seventh's is the paper's noise
+        // start with α = 16 (docs/quality.md, "A noise start"). VGG-19 keeps the paper's α = 1.
+        var resnet = new StyleTransferOptions { Network = "resnet18" };
+        Assert.Equal(InitMode.Noise, resnet.Init);
+        Assert.Equal(16.0, resnet.ContentWeight);
+        Assert.Equal(1e8, resnet.StyleWeight);
+        Assert.Equal(InitMode.Noise, new StyleTransferOptions().Init);
+        Assert.Equal(1.0, new StyleTransferOptions().ContentWeight);
+        Assert.Equal(2.0, (resnet with { ContentWeight = 2 }).ContentWeight);
+        Assert.Equal(16.0, (new StyleTransferOptions() with { Network = "resnet18" }).ContentWeight);
+
+        // --init-noise with a noise start would do nothing: it is refused, with the way out.
+        var bad = Assert.Throws<StyleTransferException>(() => (resnet with { InitNoise = 0.5 }).Validate());
+        Assert.Equal("InitNoise mixes noise into a photograph or painting start, and Init = noise starts from noise already: add Init = content or leave InitNoise out", bad.Message);
+        (resnet with { InitNoise = 0 }).Validate();
+        (resnet with { Init = InitMode.Content, InitNoise = 0.5 }).Validate();
     }
 
     [Fact]

@@ -22,8 +22,11 @@ internal sealed record NetworkDefaults
         SoftmaxTemperature = 10,
         StyleNormalization = StyleNormalization.Relative,
         StyleWeight = 1e8,
-        Init = InitMode.Content,
-        InitNoise = 0.5,
+
+        // The paper's white-noise start, with a content weight strong enough to hold the photograph
+        // from it: the houses and skies take the painting's colours (docs/quality.md, "A noise start").
+        ContentWeight = 16,
+        Init = InitMode.Noise,
         LineSearch = true,
 
         // Anti-aliased input, content and TV per pixel, a light TV, coarse to fine from about
@@ -56,6 +59,8 @@ internal sealed record NetworkDefaults
     public int Iterations { get; init; } = 500;
 
     public double StyleWeight { get; init; } = 1e3;
+
+    public double ContentWeight { get; init; } = 1.0;
 
     public double TvWeight { get; init; }
 
