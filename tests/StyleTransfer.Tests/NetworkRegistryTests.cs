@@ -32,7 +32,8 @@ public sealed class NetworkRegistryTests
             ["relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "relu1,layer1_0,layer1_1,layer2_0,layer2_1,layer3_0,layer3_1", "relu1,relu2,relu3,relu4,relu5", "conv1,conv3,inception3a,inception3b,inception4a,inception4c,inception4e", "relu1,layer1_0,layer1_2,layer2_0,layer2_3,layer3_0,layer3_5"],
             o.Select(x => string.Join(",", x.StyleLayers)));
         Assert.Equal([FeatureTransformKind.None, FeatureTransformKind.Softmax, FeatureTransformKind.Softmax, FeatureTransformKind.Softmax, FeatureTransformKind.Softmax], o.Select(x => x.FeatureTransform));
-        Assert.Equal([InitMode.Noise, InitMode.Content, InitMode.Content, InitMode.Content, InitMode.Content], o.Select(x => x.Init));
+        Assert.Equal([InitMode.Noise, InitMode.Noise, InitMode.Content, InitMode.Content, InitMode.Content], o.Select(x => x.Init));
+        Assert.Equal([1.0, 16, 1, 1, 1], o.Select(x => x.ContentWeight));
         Assert.Equal([1, StyleTransferOptions.AutoScales, 1, 1, 1], o.Select(x => x.Scales));
         Assert.Same(NetworkDefaults.Vgg19, NetworkDefaults.For("no such network"));
 

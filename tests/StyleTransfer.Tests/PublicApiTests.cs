@@ -104,7 +104,7 @@ public sealed class PublicApiTests(ITestOutputHelper output) : IDisposable
         StyleTransferOptions plain = new StyleTransferOptions { Network = "resnet18" }.Validate();
         Assert.Equal(["layer2_1"], plain.ContentLayers);
         Assert.Equal(7, plain.StyleLayers.Count);
-        Assert.Equal((150, 1e8, InitMode.Content, 1.5, true), (plain.Iterations, plain.StyleWeight, plain.Init, plain.StyleScale, plain.AntiAlias));
+        Assert.Equal((150, 16.0, 1e8, InitMode.Noise, 1.5, true), (plain.Iterations, plain.ContentWeight, plain.StyleWeight, plain.Init, plain.StyleScale, plain.AntiAlias));
 
         // A setting given stays; the ones not given follow the network.
         StyleTransferOptions vggThenResNet = new StyleTransferOptions { StyleWeight = 5 } with { Network = "resnet18" };
