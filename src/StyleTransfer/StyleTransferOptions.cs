@@ -228,9 +228,10 @@ public sealed record StyleTransferOptions
     /// The reverse of <see cref="PreserveColor"/>: how far the photograph is recoloured towards the
     /// painting's palette before the transfer (its colour mean and covariance; several style images
     /// together, by their blend weights), from 0 (the default: the photograph as it is) to 1 (the
-    /// painting's colour statistics). The content targets and the starting image both come from
-    /// the recoloured photograph, so the result keeps its structure in the painting's colours; no
-    /// extra network pass (docs/quality.md). Not applied when <see cref="PreserveColor"/> is set.
+    /// painting's colour statistics). The content targets come from the recoloured photograph, and
+    /// so does the starting image when it is the photograph (<see cref="Init"/> content; a noise
+    /// start, ResNet-18's default, stays noise), so the result keeps its structure in the painting's
+    /// colours; no extra network pass (docs/quality.md). Not applied when <see cref="PreserveColor"/> is set.
     /// </summary>
     public double PaletteTransfer { get; init; }
 
