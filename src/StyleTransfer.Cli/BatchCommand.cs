@@ -66,7 +66,7 @@ internal sealed class BatchCommand
         }
 
         List<SweepAxis> sweeps = [.. (p.GetValue(Sweep) ?? []).Select(SweepAxis.Parse)];
-        var sweepable = set.All.Concat([set.PreserveColor, set.PaletteTransfer, set.Scales]).Except([set.SaveEvery, set.Device, set.Threads]).ToDictionary(o => o.Name.TrimStart('-'));
+        var sweepable = set.All.Concat([set.PreserveColor, set.PaletteTransfer, set.SmallStyle, set.Scales]).Except([set.SaveEvery, set.Device, set.Threads]).ToDictionary(o => o.Name.TrimStart('-'));
         void CheckName(string name, string where)
         {
             if (!sweepable.TryGetValue(name, out Option? option))

@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using Spectre.Console;
 using StyleTransfer.Experiments;
+using StyleTransfer.Imaging;
 using StyleTransfer.Networks;
 using StyleTransfer.Optimization;
 
@@ -131,6 +132,13 @@ public static class CliApp
         if (MemoryBudget.StartupLine(options, content, style) is { } memory)
         {
             stdout.WriteLine(memory);
+        }
+
+        // The images are checked in the library's order (content first), so the first bad one is the one named.
+        _ = ImageIO.Probe(content, "content image");
+        if (SmallStyles.Describe(options, [.. style.Select((s, i) => ImageIO.Probe(s, style.Count == 1 ? "style image" : $"style image {i + 1}"))]) is { } small)
+        {
+            stdout.WriteLine($"small style: {small} (--small-style enlarge stretches it, with every layer)");
         }
 
         IReadOnlyList<int> sizes = options.ScaleSizes;

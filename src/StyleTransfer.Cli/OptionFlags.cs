@@ -43,6 +43,7 @@ internal static class OptionFlags
         [nameof(StyleTransferOptions.SizeInvariant)] = "--size-invariant",
         [nameof(StyleTransferOptions.ScaleStart)] = "--scale-start",
         [nameof(StyleTransferOptions.StyleAnchor)] = "--style-anchor",
+        [nameof(StyleTransferOptions.SmallStyle)] = "--small-style",
         [nameof(StyleTransferOptions.InitNoise)] = "--init-noise",
         [nameof(StyleTransferOptions.ContentLuminance)] = "--content-luminance",
         [nameof(StyleTransferOptions.IterationTaper)] = "--iteration-taper",

@@ -51,6 +51,7 @@ internal sealed class OptionSet
     // Pipeline options: only the stylize command itself takes them (AddPipelineTo).
     public readonly Option<ColorPreservationMode> PreserveColor = Binding.EnumOption<ColorPreservationMode>("--preserve-color", "Keep the content's colours: none, luminance (transfer on luminance, content chroma) or histogram (style recoloured to the content's colour mean and covariance)" + LibraryDefaults.Of(o => o.PreserveColor));
     public readonly Option<double> PaletteTransfer = new("--palette-transfer") { Description = "Recolour the photograph towards the painting's colour mean and covariance before stylising, from 0 (its own colours) to 1 (the painting's palette); the structure stays, no extra cost; not with --preserve-color" + LibraryDefaults.Of(o => o.PaletteTransfer) };
+    public readonly Option<SmallStyleMode> SmallStyle = Binding.EnumOption<SmallStyleMode>("--small-style", "A style image smaller than --style-scale × the output: enlarge (stretched, every style layer) or native (at its own pixels at the --style-anchor size, without the style layers that would see it whole)" + LibraryDefaults.Of(o => o.SmallStyle));
     public readonly Option<int> StyleAnchor = new("--style-anchor") { Description = "Outputs larger than this many pixels keep the look of this size: half the style loss is taken on the image scaled down to it; 0: off" + LibraryDefaults.Of(o => o.StyleAnchor) };
     public readonly Option<int> IterationTaper = new("--iteration-taper") { Description = "Coarse to fine: scales longer than this many pixels get fewer iterations, their share × (this / long edge)², at least " + StyleTransferOptions.MinTaperedIterations + " (the look is set at the small scales; the large ones add detail); 0: off" + LibraryDefaults.Of(o => o.IterationTaper) };
     public readonly Option<string> Scales = new("--scales") { Description = "Coarse to fine: auto (from about --scale-start px, ×√2 per scale, up to --size) or a number of scales; 1: single scale, as in the paper" + LibraryDefaults.Of(o => o.Scales == StyleTransferOptions.AutoScales ? "auto" : LibraryDefaults.Text(o.Scales)) };
@@ -73,6 +74,7 @@ internal sealed class OptionSet
     {
         command.Add(PreserveColor);
         command.Add(PaletteTransfer);
+        command.Add(SmallStyle);
         command.Add(MaxMemory);
         command.Add(Tile);
         command.Add(TileHalo);
@@ -148,6 +150,7 @@ internal sealed class OptionSet
         o = Given(p, StyleScale) ? o with { StyleScale = p.GetValue(StyleScale) } : o;
         o = Given(p, StyleLoss) ? o with { StyleLoss = p.GetValue(StyleLoss) } : o;
         o = Given(p, StyleAnchor) ? o with { StyleAnchor = p.GetValue(StyleAnchor) } : o;
+        o = Given(p, SmallStyle) ? o with { SmallStyle = p.GetValue(SmallStyle) } : o;
         o = Given(p, IterationTaper) ? o with { IterationTaper = p.GetValue(IterationTaper) } : o;
         o = Given(p, ScaleStart) ? o with { ScaleStart = p.GetValue(ScaleStart) } : o;
         o = Given(p, SizeInvariant) ? o with { SizeInvariant = p.GetValue(SizeInvariant) } : o;

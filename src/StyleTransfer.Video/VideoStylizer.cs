@@ -76,11 +76,7 @@ public static class VideoStylizer
         }
 
         Ffmpeg? tools = !folderIn || videoOut ? Ffmpeg.Find(settings.SearchPath) : null;
-        int styleEdge = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
-        for (int i = 0; i < stylePaths.Count; i++)
-        {
-            _ = ImageIO.Probe(stylePaths[i], stylePaths.Count == 1 ? "style image" : $"style image {i + 1}");
-        }
+        int[] styleEdges = [.. stylePaths.Select((p, i) => Stylizer.StyleEdge(options, p, stylePaths.Count == 1 ? "style image" : $"style image {i + 1}"))];
 
         foreach (StyleMask m in options.StyleMasks ?? [])
         {
@@ -132,7 +128,7 @@ public static class VideoStylizer
         var loaded = new List<Tensor>();
         try
         {
-            List<Tensor> styles = [.. stylePaths.Select(p => Keep(loaded, ImageIO.LoadTensor(p, "style image", styleEdge)))];
+            List<Tensor> styles = [.. stylePaths.Select((p, i) => Keep(loaded, ImageIO.LoadTensor(p, "style image", styleEdges[i])))];
             Tensor?[]? masks = options.StyleMasks is null ? null : new Tensor?[stylePaths.Count];
             foreach (StyleMask m in options.StyleMasks ?? [])
             {

@@ -121,6 +121,7 @@ internal readonly record struct Opt(string Name, string? Value = null, string? K
     public static readonly Opt StyleBlend = new(nameof(StyleTransferOptions.StyleBlend));
     public static readonly Opt StyleMasks = new(nameof(StyleTransferOptions.StyleMasks));
     public static readonly Opt StyleScale = new(nameof(StyleTransferOptions.StyleScale));
+    public static readonly Opt SmallStyle = new(nameof(StyleTransferOptions.SmallStyle));
     public static readonly Opt LbfgsHistory = new(nameof(StyleTransferOptions.LbfgsHistory));
     public static readonly Opt SoftmaxTemperature = new(nameof(StyleTransferOptions.SoftmaxTemperature));
     public static readonly Opt SaveEvery = new(nameof(StyleTransferOptions.SaveEvery));

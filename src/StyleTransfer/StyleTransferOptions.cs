@@ -1,6 +1,8 @@
 using System.Globalization;
+using StyleTransfer.Imaging;
 using StyleTransfer.Losses;
 using StyleTransfer.Networks;
+using StyleTransfer.Optimization;
 
 namespace StyleTransfer;
 
@@ -63,6 +65,21 @@ public enum ColorPreservationMode
     Histogram,
 }
 
+/// <summary>How a style image smaller than its place in the run (<see cref="StyleTransferOptions.StyleScale"/> × the output) is used.</summary>
+public enum SmallStyleMode
+{
+    /// <summary>Stretched to that size, every style layer taking part (the paper's way, and this library's before).</summary>
+    Enlarge,
+
+    /// <summary>
+    /// Never enlarged beyond its own pixels at the reference size (<see cref="StyleTransferOptions.StyleAnchor"/>,
+    /// or the output when that is off), and without the style layers whose receptive field covers
+    /// more than a third of its long edge there: a layer that sees a small painting whole matches its
+    /// objects (a face, an eye) and pastes them into the photograph.
+    /// </summary>
+    Native,
+}
+
 /// <summary>How the first convolution of the feature network pads its input.</summary>
 public enum FirstConvPadding
 {
@@ -106,6 +123,7 @@ public sealed record StyleTransferOptions
     private readonly int? styleAnchor;
     private readonly int? iterationTaper;
     private readonly double? styleScale;
+    private readonly SmallStyleMode? smallStyle;
     private readonly bool? antiAlias;
     private readonly bool? sizeInvariant;
 
@@ -220,6 +238,35 @@ public sealed record StyleTransferOptions
 
     /// <summary>The style image's long edge, relative to the output's long edge.</summary>
     public double StyleScale { get => styleScale ?? NetworkDefaults.For(Network).StyleScale; init => styleScale = value; }
+
+    /// <summary>
+    /// How a style image smaller than <see cref="StyleScale"/> × the output is used: stretched, with
+    /// every style layer (<see cref="SmallStyleMode.Enlarge"/>), or at its own pixels without the
+    /// layers that would see it whole (<see cref="SmallStyleMode.Native"/>; see <see cref="StyleEdge"/>
+    /// and docs/quality.md).
+    /// </summary>
+    public SmallStyleMode SmallStyle { get => smallStyle ?? NetworkDefaults.For(Network).SmallStyle; init => smallStyle = value; }
+
+    /// <summary>
+    /// The long edge, in pixels, at which a style image of <paramref name="width"/> × <paramref name="height"/>
+    /// is used for an output of <see cref="Size"/>: <see cref="StyleScale"/> × <see cref="Size"/>; with
+    /// <see cref="SmallStyleMode.Native"/> at most the image's own long edge scaled from the reference
+    /// size (<see cref="StyleAnchor"/>, or <see cref="Size"/> when that is off) to <see cref="Size"/>,
+    /// so every output size sees the painting as the reference size does. At least <see cref="ImageIO.MinSide"/>.
+    /// </summary>
+    public int StyleEdge(int width, int height)
+    {
+        double edge = Size * StyleScale;
+        if (SmallStyle == SmallStyleMode.Native)
+        {
+            edge = Math.Min(edge, Math.Max(width, height) * (double)Size / StyleReference);
+        }
+
+        return Math.Max(ImageIO.MinSide, (int)Math.Round(edge));
+    }
+
+    /// <summary>The long edge whose view of the style image <see cref="SmallStyleMode.Native"/> fixes: <see cref="StyleAnchor"/>, or <see cref="Size"/> when that is off.</summary>
+    internal int StyleReference => StyleAnchor > 0 ? StyleAnchor : Size;
 
     /// <summary>Colour preservation: none (default), luminance-only transfer or style colour histogram matching.</summary>
     public ColorPreservationMode PreserveColor { get; init; } = ColorPreservationMode.None;
@@ -488,6 +535,10 @@ public sealed record StyleTransferOptions
         Require(initNoise is not > 0 || Init != InitMode.Noise, $"{Opt.InitNoise} mixes noise into a photograph or painting start, and {Opt.Init.Is("noise")} starts from noise already: add {Opt.Init.Is("content")} or leave {Opt.InitNoise} out");
         Require(PaletteTransfer is >= 0 and <= 1, $"{Opt.PaletteTransfer} must be from 0 to 1, not {Format(PaletteTransfer)}");
         Require(double.IsFinite(StyleScale) && StyleScale > 0 && StyleScale <= 8, $"{Opt.StyleScale} must be above 0 and at most 8, not {Format(StyleScale)}");
+        Require(Enum.IsDefined(SmallStyle), $"{Opt.SmallStyle} must be enlarge or native, not {SmallStyle}");
+        Require(
+            SmallStyle != SmallStyleMode.Native || TileGeometry.Taps(Network) is not null,
+            $"{Opt.SmallStyle.Is("native")} needs the receptive fields of the network's layers, known for {string.Join(" and ", TileGeometry.Networks)}, not {Network}; use {Opt.SmallStyle.Is("enlarge")}");
         Require(LbfgsHistory >= 1, $"{Opt.LbfgsHistory} must be at least 1, not {LbfgsHistory}");
         Require(BitDepth is 8 or 16, $"{Opt.BitDepth} must be 8 or 16, not {BitDepth}");
         Require(MaxMemory is null or > 0, $"{Opt.MaxMemory} must be above 0, not {MaxMemory}");

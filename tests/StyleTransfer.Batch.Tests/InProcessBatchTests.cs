@@ -7,7 +7,10 @@ namespace StyleTransfer.Batch.Tests;
 /// <summary>`stylize batch` in this process (an Orleans silo with localhost clustering and memory state) on tiny images.</summary>
 public class InProcessBatchTests
 {
-    private static readonly string[] Recipe = ["--network", "resnet18", "--size", "64", "-n", "3", "--scales", "1", "--threads", "1"];
+    // The 48 px fixture styles, stretched (--small-style enlarge): used at their own size at the
+    // 512 px anchor they would shrink to 16 px and a render would take too little time for the
+    // interruption test to stop the batch between renders.
+    private static readonly string[] Recipe = ["--network", "resnet18", "--size", "64", "-n", "3", "--scales", "1", "--threads", "1", "--small-style", "enlarge"];
 
     [Fact]
     public void A_grid_with_a_sweep_resumes_after_an_interruption_and_records_a_failed_render()

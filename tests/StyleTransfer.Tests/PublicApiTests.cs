@@ -231,6 +231,7 @@ public sealed class PublicApiTests(ITestOutputHelper output) : IDisposable
             "StyleTransfer.Networks.Precision",
             "StyleTransfer.Optimization.IterationReport",
             "StyleTransfer.OptimizerKind",
+            "StyleTransfer.SmallStyleMode",
             "StyleTransfer.StyleMask",
             "StyleTransfer.StyleNormalization",
             "StyleTransfer.StyleTransferEngine",

@@ -85,7 +85,7 @@ public sealed class StyleCliTests : IDisposable
 
     [Fact]
     public void AMissingSecondStyleImage() =>
-        AssertBad($"error: style image '{dir.File("none.jpg")}' does not exist", content, style1, dir.File("none.jpg"));
+        AssertBad($"error: style image 2 '{dir.File("none.jpg")}' does not exist", content, style1, dir.File("none.jpg"));
 
     [Fact]
     public void HelpListsTheNewOptions()
@@ -97,6 +97,27 @@ public sealed class StyleCliTests : IDisposable
             Assert.Contains(option, stdout.ToString());
         }
     }
+
+    [Fact]
+    public void ASmallStyleImageIsUsedAtItsOwnSizeAndTheStartUpLineSaysSo()
+    {
+        // VGG-19 (narrow weights) with --small-style native, no anchor: the 40 px style image at 40 px
+        // for a 48 px output, not 48; a third of 40 px is 13 px, so relu1_1 (3 px) and relu2_1 (9 px) stay.
+        string output = dir.File("small.png");
+        (int code, string stdout, string stderr) = Run(content, style2, "-o", output, "--size", "48", "--small-style", "native");
+        Assert.Equal("", stderr);
+        Assert.Equal(CliApp.ExitOk, code);
+        Assert.Contains(
+            "small style: the style image is used at 40 px, its own size at the output size, not enlarged to 48 px; without style layers relu3_1, relu4_1, relu5_1 (receptive fields 21, 61, 141 px: more than a third of it) (--small-style enlarge stretches it, with every layer)" + Environment.NewLine,
+            stdout);
+        (code, stdout, _) = Run(content, style2, "-o", output, "--size", "48", "--small-style", "enlarge");
+        Assert.Equal(CliApp.ExitOk, code);
+        Assert.DoesNotContain("small style:", stdout);
+    }
+
+    [Fact]
+    public void SmallStyleNativeIsRefusedForANetworkWithoutKnownReceptiveFields() =>
+        AssertBad("error: --small-style native needs the receptive fields of the network's layers, known for resnet18 and vgg19, not alexnet; use --small-style enlarge", content, style1, "--network", "alexnet", "--small-style", "native");
 
     private static string Mask(string path, Func<int, bool> white)
     {

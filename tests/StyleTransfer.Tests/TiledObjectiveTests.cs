@@ -138,7 +138,9 @@ public sealed class TiledObjectiveTests
         // iterations without a line search, where float rounding cannot change the path. From the
         // content image itself: the default's half-noise start has gradients large enough that the
         // tiled and untiled sums' rounding moves pixels by up to 3e-3 in two steps (same loss to 1e-7).
-        StyleTransferOptions options = NetworkFactory.DefaultOptions("resnet18") with { Size = 224, Iterations = 2, Scales = 1, LineSearch = false, Seed = 1, Threads = 2, StyleAnchor = styleAnchor, InitNoise = 0, ContentLuminance = contentLuminance };
+        // Every style layer: the 224 px stripes are a small style image to the default's
+        // SmallStyleMode.Native, whose layer choice comes before tiling (SmallStyleTests).
+        StyleTransferOptions options = NetworkFactory.DefaultOptions("resnet18") with { Size = 224, Iterations = 2, Scales = 1, LineSearch = false, Seed = 1, Threads = 2, StyleAnchor = styleAnchor, Init = InitMode.Content, InitNoise = 0, ContentLuminance = contentLuminance, SmallStyle = SmallStyleMode.Enlarge };
         using IFeatureNetwork network = NetworkFactory.Create(options, torch.CPU);
         using Tensor content = TestImages.SceneTensor(224, 192);
         using Tensor style = TestImages.StripesTensor(224, 192);

@@ -39,6 +39,10 @@ internal sealed record NetworkDefaults
         ScaleStart = 256,
         StyleScale = 1.5,
         StyleAnchor = 512,
+
+        // A small painting at its own pixels, without the layers that see it whole (no face or eye
+        // of a 300 px sketch pasted into a garden; docs/quality.md, "Small style images").
+        SmallStyle = SmallStyleMode.Native,
         IterationTaper = 1024,
         Iterations = 150,
     };
@@ -95,6 +99,8 @@ internal sealed record NetworkDefaults
     public double StyleScale { get; init; } = 1.0;
 
     public int StyleAnchor { get; init; }
+
+    public SmallStyleMode SmallStyle { get; init; } = SmallStyleMode.Enlarge;
 
     public int IterationTaper { get; init; }
 

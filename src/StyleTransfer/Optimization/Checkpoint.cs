@@ -29,7 +29,7 @@ internal sealed class Checkpoint : IDisposable
         nameof(StyleTransferOptions.StyleLayerWeights), nameof(StyleTransferOptions.ContentWeight), nameof(StyleTransferOptions.StyleWeight), nameof(StyleTransferOptions.TvWeight),
         nameof(StyleTransferOptions.FeatureTransform), nameof(StyleTransferOptions.SoftmaxTemperature), nameof(StyleTransferOptions.StyleNormalization),
         nameof(StyleTransferOptions.Pooling), nameof(StyleTransferOptions.NormalizeWeights), nameof(StyleTransferOptions.Optimizer), nameof(StyleTransferOptions.ContentLuminance),
-        nameof(StyleTransferOptions.PaletteTransfer),
+        nameof(StyleTransferOptions.PaletteTransfer), nameof(StyleTransferOptions.SmallStyle),
     ];
 
     /// <summary>The options that may differ when a run resumes (the rest of <see cref="MustMatch"/>'s complement only changes how the same loss is minimised).</summary>
@@ -279,6 +279,7 @@ internal sealed class Checkpoint : IDisposable
             [nameof(StyleTransferOptions.StyleScale)] = G(o.StyleScale),
             [nameof(StyleTransferOptions.PreserveColor)] = L(o.PreserveColor.ToString()),
             [nameof(StyleTransferOptions.PaletteTransfer)] = G(o.PaletteTransfer),
+            [nameof(StyleTransferOptions.SmallStyle)] = L(o.SmallStyle.ToString()),
             [nameof(StyleTransferOptions.Padding)] = L(o.Padding.ToString()),
             [nameof(StyleTransferOptions.AntiAlias)] = o.AntiAlias ? "on" : "off",
             [nameof(StyleTransferOptions.SizeInvariant)] = o.SizeInvariant ? "on" : "off",

@@ -273,12 +273,11 @@ internal static class MemoryBudget
     /// <summary>Pixels of all style images at the run's style size, from their headers.</summary>
     internal static long StylePixels(StyleTransferOptions options, IEnumerable<string> stylePaths)
     {
-        int edge = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
         long sum = 0;
         foreach (string p in stylePaths)
         {
             (int w, int h) = ImageIO.Probe(p, "style image");
-            (int sw, int sh) = ImageIO.ScaledSize(w, h, edge);
+            (int sw, int sh) = ImageIO.ScaledSize(w, h, options.StyleEdge(w, h));
             sum += (long)sw * sh;
         }
 

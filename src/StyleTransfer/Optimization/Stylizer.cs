@@ -99,16 +99,17 @@ internal static class Stylizer
         TorchRuntime.SetThreads(options.Threads);
         Device device = TorchRuntime.ResolveDevice(options.Device);
 
-        int styleEdge = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
+        string[] styleNames = [.. stylePaths.Select((_, i) => stylePaths.Count == 1 ? "style image" : $"style image {i + 1}")];
+        int[] styleEdges = [.. stylePaths.Select((p, i) => StyleEdge(options, p, styleNames[i]))];
         MemoryGuard.Check(options, device, [
             (contentPath, "content image", options.Size),
-            .. stylePaths.Select(p => (p, "style image", styleEdge)),
+            .. stylePaths.Select((p, i) => (p, styleNames[i], styleEdges[i])),
             .. (options.StyleMasks ?? []).Select(m => (m.Path, $"mask for style image {m.Style + 1}", options.Size))], budget: true);
         var loaded = new List<Tensor>();
         try
         {
             Tensor content = Keep(loaded, ImageIO.LoadTensor(contentPath, "content image", options.Size));
-            List<Tensor> styles = [.. stylePaths.Select(p => Keep(loaded, ImageIO.LoadTensor(p, "style image", styleEdge)))];
+            List<Tensor> styles = [.. stylePaths.Select((p, i) => Keep(loaded, ImageIO.LoadTensor(p, styleNames[i], styleEdges[i])))];
             var masks = new Tensor?[stylePaths.Count];
             foreach (StyleMask m in options.StyleMasks ?? [])
             {
@@ -178,6 +179,13 @@ internal static class Stylizer
         }
     }
 
+    /// <summary>The long edge the style image at <paramref name="path"/> is used at (<see cref="StyleTransferOptions.StyleEdge"/>), from its header.</summary>
+    internal static int StyleEdge(StyleTransferOptions options, string path, string what)
+    {
+        (int w, int h) = ImageIO.Probe(path, what);
+        return options.StyleEdge(w, h);
+    }
+
     /// <summary>Where the snapshot of iteration <paramref name="iteration"/> goes: out.png → out-0100.png.</summary>
     public static string SnapshotPath(string outputPath, int iteration)
     {
@@ -231,6 +239,11 @@ internal static class Stylizer
         options.Validate(styles.Count);
         long seed = resume?.Seed ?? options.Seed ?? Random.Shared.NextInt64(0, int.MaxValue);
         options = options with { Seed = seed };
+
+        // What a checkpoint records (the options as given), and what runs: a small style image's
+        // layers (SmallStyles), which the same inputs give again on resuming.
+        StyleTransferOptions saved = options;
+        options = SmallStyles.Fit(options, network.Name, styles, (int)Math.Max(content.shape[2], content.shape[3]));
         using var pre = new DisposableList();
         Tensor c = options.PreserveColor == ColorPreservationMode.Luminance ? pre.Add(ColorPreservation.LuminanceInputs(content, styles[0])).Item1 : content;
         if (options.PreserveColor == ColorPreservationMode.None && options.PaletteTransfer > 0)
@@ -308,7 +321,7 @@ internal static class Stylizer
                     seed)
                 {
                     RanBefore = history.Count > 0,
-                    SavedOptions = options,
+                    SavedOptions = saved,
                     Plan = plan,
                 };
                 StylizeResult r = Optimize(targets, stageNetwork, stageOptions, (h, w), ck, sk, progress, cancellation, snap, stage, keepRaw: true, masks, last ? hooks?.PixelLoss : null);
