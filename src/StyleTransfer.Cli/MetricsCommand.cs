@@ -32,6 +32,7 @@ internal sealed class MetricsCommand
             Command,
             set.Size, set.Iterations, set.ContentWeight, set.StyleWeight, set.Ratio, set.TvWeight, set.ContentLayers, set.Init,
             set.Optimizer, set.LineSearch, set.LbfgsHistory, set.LearningRate, set.Seed, set.SaveEvery);
+        Command.Add(set.SmallStyle);
     }
 
     public Command Command { get; }

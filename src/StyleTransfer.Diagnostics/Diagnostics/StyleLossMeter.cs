@@ -1,4 +1,3 @@
-using StyleTransfer.Experiments;
 using StyleTransfer.Imaging;
 using StyleTransfer.Networks;
 using StyleTransfer.Optimization;
@@ -10,7 +9,8 @@ namespace StyleTransfer.Diagnostics;
 /// The style loss Σ_l w_l E_l of finished images against one style image, as a run reports it at
 /// its first iteration when the image is its content image and start point (<c>-n 1 --init
 /// content</c>): the network and style image loaded once, as <see cref="Stylizer.StylizeFiles(string, string, string, StyleTransferOptions, IProgress{IterationReport}?, CancellationToken, Checkpoint?, string?)"/>
-/// loads them (style long edge = --size × --style-scale), the loss from <see cref="Stylizer.MeasureStyleLoss"/>.
+/// loads them (style long edge = --size × --style-scale, a small style image at its own size with
+/// <see cref="SmallStyleMode.Native"/>, and the style layers it keeps), the loss from <see cref="Stylizer.MeasureStyleLoss"/>.
 /// </summary>
 internal sealed class StyleLossMeter : IDisposable
 {
@@ -21,13 +21,13 @@ internal sealed class StyleLossMeter : IDisposable
     /// <summary>Loads <paramref name="stylePath"/> and the network the (validated) <paramref name="options"/> name.</summary>
     public StyleLossMeter(string stylePath, StyleTransferOptions options)
     {
-        this.options = options;
         TorchRuntime.SetThreads(options.Threads);
         Device device = TorchRuntime.ResolveDevice(options.Device);
-        style = ImageIO.LoadTensor(stylePath, "style image", Experiment.StyleEdge(options));
+        style = ImageIO.LoadTensor(stylePath, "style image", Stylizer.StyleEdge(options, stylePath, "style image"));
         try
         {
             network = NetworkFactory.Create(options, device);
+            this.options = SmallStyles.Fit(options, network.Name, [style], options.Size);
         }
         catch
         {
