@@ -122,6 +122,16 @@ public sealed class SmallStyleTests
         Assert.Equal(o.StyleLayers, saved!.StyleLayers);
     }
 
+    [Fact]
+    public void ACheckpointFromBeforeTheSettingResumesWithTheStyleImageStretched()
+    {
+        var o = ResNet18;
+        var json = (System.Text.Json.Nodes.JsonObject)System.Text.Json.Nodes.JsonNode.Parse("""{ "Network": "resnet18", "Size": 512 }""")!;
+        Assert.Equal(SmallStyleMode.Enlarge, Checkpoint.Upgrade(o, json).SmallStyle);
+        json["SmallStyle"] = "Native";
+        Assert.Equal(SmallStyleMode.Native, Checkpoint.Upgrade(o, json).SmallStyle);
+    }
+
     /// <summary>Records every tap the run asks for.</summary>
     private sealed class TapRecorder(IFeatureNetwork inner) : IFeatureNetwork
     {

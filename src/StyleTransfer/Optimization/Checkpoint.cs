@@ -161,7 +161,7 @@ internal sealed class Checkpoint : IDisposable
                 throw new FormatException($"format {meta["format"]?.ToJsonString() ?? "missing"}, expected {FormatVersion}");
             }
 
-            StyleTransferOptions options = Field(meta, "options").Deserialize<StyleTransferOptions>(Json) ?? throw new FormatException("no options");
+            StyleTransferOptions options = Upgrade(Field(meta, "options").Deserialize<StyleTransferOptions>(Json) ?? throw new FormatException("no options"), Field(meta, "options"));
             CheckComplete(options, Field(meta, "options"));
             Tensor Take(string name) => tensors!.Remove(name, out Tensor? t) ? t : throw new FormatException($"no tensor '{name}'");
             Tensor? TakeIf(string name) => tensors!.Remove(name, out Tensor? t) ? t : null;
@@ -299,6 +299,14 @@ internal sealed class Checkpoint : IDisposable
             [nameof(StyleTransferOptions.Optimizer)] = L(o.Optimizer.ToString()),
         };
     }
+
+    /// <summary>
+    /// The options of a checkpoint written before a setting existed, as that run had them: a missing
+    /// <see cref="StyleTransferOptions.SmallStyle"/> (before the eighth session) was
+    /// <see cref="SmallStyleMode.Enlarge"/>, whatever the network's default is now.
+    /// </summary>
+    internal static StyleTransferOptions Upgrade(StyleTransferOptions options, JsonNode json) =>
+        json is JsonObject o && !o.ContainsKey(nameof(StyleTransferOptions.SmallStyle)) ? options with { SmallStyle = SmallStyleMode.Enlarge } : options;
 
     /// <summary>A field that must be there and not null.</summary>
     private static JsonNode Field(JsonNode node, string name) => node[name] ?? throw new FormatException($"'{name}' is missing");
