@@ -124,6 +124,7 @@ public sealed record StyleTransferOptions
     private readonly int? iterationTaper;
     private readonly double? styleScale;
     private readonly SmallStyleMode? smallStyle;
+    private readonly double? paletteTransfer;
     private readonly bool? antiAlias;
     private readonly bool? sizeInvariant;
 
@@ -274,13 +275,13 @@ public sealed record StyleTransferOptions
     /// <summary>
     /// The reverse of <see cref="PreserveColor"/>: how far the photograph is recoloured towards the
     /// painting's palette before the transfer (its colour mean and covariance; several style images
-    /// together, by their blend weights), from 0 (the default: the photograph as it is) to 1 (the
-    /// painting's colour statistics). The content targets come from the recoloured photograph, and
+    /// together, by their blend weights), from 0 (the photograph as it is; VGG-19's default) to 1 (the
+    /// painting's colour statistics; ResNet-18's default since the eighth session). The content targets come from the recoloured photograph, and
     /// so does the starting image when it is the photograph (<see cref="Init"/> content; a noise
     /// start, ResNet-18's default, stays noise), so the result keeps its structure in the painting's
     /// colours; no extra network pass (docs/quality.md). Not applied when <see cref="PreserveColor"/> is set.
     /// </summary>
-    public double PaletteTransfer { get; init; }
+    public double PaletteTransfer { get => paletteTransfer ?? NetworkDefaults.For(Network).PaletteTransfer; init => paletteTransfer = value; }
 
     /// <summary>
     /// Coarse-to-fine scales: 1 (default) runs at <see cref="Size"/> only; N runs N sizes growing by √2

@@ -174,7 +174,14 @@ public sealed class PipelineTests(ITestOutputHelper output)
         using StylizeResult both = RunVgg(Base with { Iterations = 4, PreserveColor = ColorPreservationMode.Histogram, PaletteTransfer = 1 });
         Assert.Equal(0, MaxAbs(preserved.Image, both.Image));
         Assert.Equal(0.0, new StyleTransferOptions().PaletteTransfer);
-        Assert.Equal(0.0, new StyleTransferOptions { Network = "resnet18" }.PaletteTransfer);
+
+        // ResNet-18's default since the eighth session: the painting's palette; an explicit value stays set.
+        Assert.Equal(1.0, new StyleTransferOptions { Network = "resnet18" }.PaletteTransfer);
+        Assert.Equal(0.0, (new StyleTransferOptions { PaletteTransfer = 0 } with { Network = "resnet18" }).PaletteTransfer);
+        foreach (string network in new[] { "vgg19", "alexnet", "googlenet", "resnet50" })
+        {
+            Assert.Equal(0.0, NetworkFactory.DefaultOptions(network).PaletteTransfer);
+        }
     }
 
     [Theory]

@@ -76,7 +76,8 @@ function formFields() {
   if (Number($("strength").value) !== 0) fields.push(["style-weight", String(Number((d.styleWeight * strengthFactor()).toPrecision(4)))]);
   const colours = $("preserve-color").value;
   if (colours === "palette") fields.push(["palette-transfer", "1"]);
-  else if (colours !== "none") fields.push(["preserve-color", colours]);
+  else if (colours === "none") fields.push(["palette-transfer", "0"]);
+  else if (colours) fields.push(["preserve-color", colours]);
   if ($("scales").value) fields.push(["scales", $("scales").value]);
   if (state.styles.length > 1) fields.push(["style-blend", [...$("blend").querySelectorAll("input")].map((i) => i.value || "1").join(",")]);
   return fields;
@@ -276,7 +277,7 @@ async function loadSettings(job) {
   $("size").value = s.size || "512";
   $("iterations").value = s.iterations || "";
   $("network").value = s.network || "";
-  $("preserve-color").value = s["preserve-color"] || (Number(s["palette-transfer"]) > 0 ? "palette" : "none");
+  $("preserve-color").value = s["preserve-color"] || (s["palette-transfer"] === undefined ? "" : Number(s["palette-transfer"]) > 0 ? "palette" : "none");
   $("scales").value = s.scales || "";
   const d = networkDefaults();
   $("strength").value = s["style-weight"] ? Math.log10(Number(s["style-weight"]) / d.styleWeight).toFixed(1) : "0";

@@ -27,6 +27,10 @@ internal sealed record NetworkDefaults
         // from it: the houses and skies take the painting's colours (docs/quality.md, "A noise start").
         ContentWeight = 16,
         Init = InitMode.Noise,
+
+        // The content targets from the photograph recoloured to the painting's colour mean and
+        // covariance: the palette nearer the classic results' (docs/quality.md, "The painting's palette").
+        PaletteTransfer = 1,
         LineSearch = true,
 
         // Anti-aliased input, content and TV per pixel, a light TV, coarse to fine from about
@@ -75,6 +79,8 @@ internal sealed record NetworkDefaults
     public IReadOnlyList<string> StyleLayers { get; init; } = StyleTransferOptions.PaperStyleLayers;
 
     public InitMode Init { get; init; } = InitMode.Noise;
+
+    public double PaletteTransfer { get; init; }
 
     public double InitNoise { get; init; }
 
