@@ -54,7 +54,7 @@ public static class CliApp
         string[] styles = parsed.GetRequiredValue(cli.Style);
         string output = parsed.GetRequiredValue(cli.Output);
         options = cli.Styles.Apply(parsed, options, styles);
-        List<(string What, string Path)> read = [("content image", content), .. styles.Select((s, i) => (styles.Length == 1 ? "style image" : $"style image {i + 1}", s))];
+        List<(string What, string Path)> read = [("content image", content), .. styles.Select((s, i) => (Stylizer.StyleName(styles.Length, i), s))];
         read.AddRange((options.StyleMasks ?? []).Select(m => ($"mask for style image {m.Style + 1}", m.Path)));
         cli.Outputs.Check(parsed, output, read, options, resumePath, checkpoint: options.SaveEvery > 0, print: true);
         var inputs = new Dictionary<string, string> { ["content"] = content };
@@ -136,7 +136,7 @@ public static class CliApp
 
         // The images are checked in the library's order (content first), so the first bad one is the one named.
         _ = ImageIO.Probe(content, "content image");
-        if (SmallStyles.Describe(options, [.. style.Select((s, i) => ImageIO.Probe(s, style.Count == 1 ? "style image" : $"style image {i + 1}"))]) is { } small)
+        if (SmallStyles.Describe(options, [.. style.Select((s, i) => ImageIO.Probe(s, Stylizer.StyleName(style.Count, i)))]) is { } small)
         {
             stdout.WriteLine($"small style: {small} (--small-style enlarge stretches it, with every layer)");
         }

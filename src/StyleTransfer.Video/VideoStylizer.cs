@@ -76,7 +76,7 @@ public static class VideoStylizer
         }
 
         Ffmpeg? tools = !folderIn || videoOut ? Ffmpeg.Find(settings.SearchPath) : null;
-        int[] styleEdges = [.. stylePaths.Select((p, i) => Stylizer.StyleEdge(options, p, stylePaths.Count == 1 ? "style image" : $"style image {i + 1}"))];
+        int[] styleEdges = [.. stylePaths.Select((p, i) => Stylizer.StyleEdge(options, p, Stylizer.StyleName(stylePaths.Count, i)))];
 
         foreach (StyleMask m in options.StyleMasks ?? [])
         {

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using StyleTransfer.Optimization;
 
 namespace StyleTransfer.Web;
 
@@ -312,7 +313,7 @@ public static partial class WebServer
             saved.Add(await Uploads.SaveAsync(contents[0], "content image", uploads, settings, context.RequestAborted));
             for (int i = 0; i < styles.Count; i++)
             {
-                saved.Add(await Uploads.SaveAsync(styles[i], styles.Count == 1 ? "style image" : $"style image {i + 1}", uploads, settings, context.RequestAborted));
+                saved.Add(await Uploads.SaveAsync(styles[i], Stylizer.StyleName(styles.Count, i), uploads, settings, context.RequestAborted));
             }
         }
         catch

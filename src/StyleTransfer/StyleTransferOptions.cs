@@ -255,16 +255,12 @@ public sealed record StyleTransferOptions
     /// size (<see cref="StyleAnchor"/>, or <see cref="Size"/> when that is off) to <see cref="Size"/>,
     /// so every output size sees the painting as the reference size does. At least <see cref="ImageIO.MinSide"/>.
     /// </summary>
-    public int StyleEdge(int width, int height)
-    {
-        double edge = Size * StyleScale;
-        if (SmallStyle == SmallStyleMode.Native)
-        {
-            edge = Math.Min(edge, Math.Max(width, height) * (double)Size / StyleReference);
-        }
+    public int StyleEdge(int width, int height) => SmallStyle == SmallStyleMode.Native
+        ? Math.Min(EnlargedStyleEdge, Math.Max(ImageIO.MinSide, (int)Math.Round(Math.Max(width, height) * (double)Size / StyleReference)))
+        : EnlargedStyleEdge;
 
-        return Math.Max(ImageIO.MinSide, (int)Math.Round(edge));
-    }
+    /// <summary>The long edge of a style image at <see cref="StyleScale"/> × <see cref="Size"/>, whatever its own size (<see cref="SmallStyleMode.Enlarge"/>); at least <see cref="ImageIO.MinSide"/>.</summary>
+    internal int EnlargedStyleEdge => Math.Max(ImageIO.MinSide, (int)Math.Round(Size * StyleScale));
 
     /// <summary>The long edge whose view of the style image <see cref="SmallStyleMode.Native"/> fixes: <see cref="StyleAnchor"/>, or <see cref="Size"/> when that is off.</summary>
     internal int StyleReference => StyleAnchor > 0 ? StyleAnchor : Size;

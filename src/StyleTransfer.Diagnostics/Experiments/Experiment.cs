@@ -394,7 +394,7 @@ internal static class Experiment
         return TorchRuntime.ResolveDevice(options.Device);
     }
 
-    internal static int StyleEdge(StyleTransferOptions options) => Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
+    internal static int StyleEdge(StyleTransferOptions options) => options.EnlargedStyleEdge;
 
     private static long PickSeed() => Random.Shared.NextInt64(0, int.MaxValue);
 

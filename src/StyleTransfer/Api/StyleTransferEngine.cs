@@ -234,17 +234,17 @@ public sealed class StyleTransferEngine : IDisposable
             try
             {
                 string? contentFile = files.PathOf(content, "content image", cancellationToken);
-                List<string?> styleFiles = [.. styles.Select((s, i) => files.PathOf(s, StyleName(styles.Count, i), cancellationToken))];
-                int[] styleEdges = [.. styles.Select((st, i) => styleFiles[i] is { } f ? Stylizer.StyleEdge(options, f, StyleName(styles.Count, i)) : options.StyleEdge(st.Image!.Width, st.Image.Height))];
+                List<string?> styleFiles = [.. styles.Select((s, i) => files.PathOf(s, Stylizer.StyleName(styles.Count, i), cancellationToken))];
+                int[] styleEdges = [.. styles.Select((st, i) => styleFiles[i] is { } f ? Stylizer.StyleEdge(options, f, Stylizer.StyleName(styles.Count, i)) : options.StyleEdge(st.Image!.Width, st.Image.Height))];
                 long inMemoryPixels = new[] { content }.Concat(styles).Where(i => i.Image is not null).Select(i => ScaledPixels(i.Image!, options.Size)).DefaultIfEmpty(0).Max();
                 MemoryGuard.Check(
                     options,
                     device,
-                    [.. new[] { (contentFile, "content image", options.Size) }.Concat(styleFiles.Select((f, i) => (f, StyleName(styles.Count, i), styleEdges[i]))).Where(x => x.Item1 is not null).Select(x => (x.Item1!, x.Item2, x.Item3)),
+                    [.. new[] { (contentFile, "content image", options.Size) }.Concat(styleFiles.Select((f, i) => (f, Stylizer.StyleName(styles.Count, i), styleEdges[i]))).Where(x => x.Item1 is not null).Select(x => (x.Item1!, x.Item2, x.Item3)),
                  .. (options.StyleMasks ?? []).Select(m => (m.Path, $"mask for style image {m.Style + 1}", options.Size))],
                     inMemoryPixels);
                 Tensor c = loaded.Add(files.Load(content, contentFile, "content image", options.Size));
-                List<Tensor> s = [.. styles.Select((st, i) => loaded.Add(files.Load(st, styleFiles[i], StyleName(styles.Count, i), styleEdges[i])))];
+                List<Tensor> s = [.. styles.Select((st, i) => loaded.Add(files.Load(st, styleFiles[i], Stylizer.StyleName(styles.Count, i), styleEdges[i])))];
                 Tensor?[]? masks = options.StyleMasks is null ? null : new Tensor?[styles.Count];
                 foreach (StyleMask m in options.StyleMasks ?? [])
                 {
@@ -279,8 +279,6 @@ public sealed class StyleTransferEngine : IDisposable
             }
         }
     }
-
-    private static string StyleName(int count, int index) => count == 1 ? "style image" : $"style image {index + 1}";
 
     private static long ScaledPixels(Image<Rgb24> image, int longEdge)
     {

@@ -87,7 +87,7 @@ internal static class SmallStyles
         }
 
         var inv = CultureInfo.InvariantCulture;
-        int enlarged = Math.Max(ImageIO.MinSide, (int)Math.Round(options.Size * options.StyleScale));
+        int enlarged = options.EnlargedStyleEdge;
         string at = options.StyleAnchor > 0 ? $"at the {options.StyleAnchor.ToString(inv)} px style anchor" : "at the output size";
         List<string> notes = [];
         for (int i = 0; i < sizes.Count; i++)

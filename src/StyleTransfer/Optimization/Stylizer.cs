@@ -99,7 +99,7 @@ internal static class Stylizer
         TorchRuntime.SetThreads(options.Threads);
         Device device = TorchRuntime.ResolveDevice(options.Device);
 
-        string[] styleNames = [.. stylePaths.Select((_, i) => stylePaths.Count == 1 ? "style image" : $"style image {i + 1}")];
+        string[] styleNames = [.. stylePaths.Select((_, i) => StyleName(stylePaths.Count, i))];
         int[] styleEdges = [.. stylePaths.Select((p, i) => StyleEdge(options, p, styleNames[i]))];
         MemoryGuard.Check(options, device, [
             (contentPath, "content image", options.Size),
@@ -178,6 +178,9 @@ internal static class Stylizer
             loaded.ForEach(t => t.Dispose());
         }
     }
+
+    /// <summary>What style image <paramref name="index"/> (from 0) of <paramref name="count"/> is called in messages: "style image", or "style image 2" among several.</summary>
+    internal static string StyleName(int count, int index) => count == 1 ? "style image" : $"style image {index + 1}";
 
     /// <summary>The long edge the style image at <paramref name="path"/> is used at (<see cref="StyleTransferOptions.StyleEdge"/>), from its header.</summary>
     internal static int StyleEdge(StyleTransferOptions options, string path, string what)
