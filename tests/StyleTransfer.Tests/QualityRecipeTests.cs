@@ -35,17 +35,23 @@ public sealed class QualityRecipeTests
     [InlineData(5)]
     public void TheBlurIsTheBinomialKernelWithEdgesRepeated(int taps)
     {
-        // The pooling passes against the filter written out: replicate padding, then a depthwise
-        // convolution with the [1,1,taps,taps] binomial kernel.
+        // The shifted weighted sums against the filter written out: replicate padding, then a
+        // depthwise convolution with the [1,1,taps,taps] binomial kernel; values and gradients.
         using var scope = torch.NewDisposeScope();
         using var gen = new Generator(11);
         Tensor image = torch.rand(new long[] { 1, 2, 13, 17 }, generator: gen);
+        Tensor weights = torch.rand(new long[] { 1, 2, 13, 17 }, generator: gen);
         long pad = taps / 2;
         Tensor kernel = AntiAliasedInput.Binomial(taps).expand(2, 1, taps, taps);
-        Tensor expected = nn.functional.conv2d(nn.functional.pad(image, [pad, pad, pad, pad], PaddingModes.Replicate), kernel, groups: 2);
-        Tensor blurred = AntiAliasedInput.Blur(image, taps);
+        Tensor viaConv = image.clone().requires_grad_(true);
+        Tensor expected = nn.functional.conv2d(nn.functional.pad(viaConv, [pad, pad, pad, pad], PaddingModes.Replicate), kernel, groups: 2);
+        Tensor viaBlur = image.clone().requires_grad_(true);
+        Tensor blurred = AntiAliasedInput.Blur(viaBlur, taps);
         Assert.Equal(expected.shape, blurred.shape);
         Assert.True((blurred - expected).abs().max().ToDouble() < 1e-6);
+        (expected * weights).sum().backward();
+        (blurred * weights).sum().backward();
+        Assert.True((viaBlur.grad! - viaConv.grad!).abs().max().ToDouble() < 1e-6);
         Assert.Equal(taps == 3 ? 1.0 / 16 : 1.0 / 256, AntiAliasedInput.Binomial(taps)[0, 0, 0, 0].ToDouble(), 9);
     }
 

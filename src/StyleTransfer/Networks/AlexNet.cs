@@ -139,7 +139,7 @@ internal sealed class AlexNet : IFeatureNetwork
             if (PoolAfter[k] && next <= deepest)
             {
                 NetworkTensors.RequireFits(x, 3, 0, Name, taps[next]);
-                x = F.max_pool2d(x, kernel_size: 3, stride: 2);
+                x = MaxPooling.Pool2d(x, [3, 3], [2, 2], [0, 0]);
                 Keep(requested, result, taps[next++], x);
             }
         }

@@ -30,31 +30,38 @@ internal sealed class AntiAliasedInput : FeatureNetworkWrapper
 
     /// <summary>
     /// Blurs every channel of a [N,C,H,W] image with the binomial filter of <paramref name="taps"/>
-    /// taps (<see cref="Binomial"/>), edges repeated: taps − 1 passes of a 2×2 mean at stride 1,
-    /// whose repeated convolution is that filter exactly ([1,1]/2 ∗ [1,1]/2 = [1,2,1]/4). Pooling,
-    /// not a depthwise convolution: it is one memory-bound pass each way, where oneDNN ran the
-    /// convolution's backward on one or two channels at 1 GFLOP/s (docs/performance.md).
+    /// taps (<see cref="Binomial"/>), edges repeated: the separable filter as weighted sums of
+    /// shifted views, down the rows, then along them. Element-wise passes that autograd runs
+    /// vectorised both ways: oneDNN ran a depthwise convolution's backward on one or two
+    /// channels at 1 GFLOP/s, and ATen's 2×2 mean pooling (the previous way) is scalar on NCHW
+    /// maps, 5.4 → 1.4 ms forward and backward for the 3-tap luminance blur of a 512 × 384 image,
+    /// 15.7 → 4.2 ms for the 5-tap chroma one (docs/performance.md).
     /// </summary>
     public static Tensor Blur(Tensor image, int taps)
     {
-        if (taps is not (3 or 5))
-        {
-            throw new ArgumentOutOfRangeException(nameof(taps), taps, "3 or 5");
-        }
-
+        float[] row = BinomialRow(taps);
         long pad = (taps - 1) / 2;
-        Tensor x = F.pad(image, [pad, pad, pad, pad], PaddingModes.Replicate);
-        for (int pass = 0; pass < taps - 1; pass++)
-        {
-            using Tensor before = x;
-            x = F.avg_pool2d(before, kernel_size: 2, stride: 1);
-        }
-
-        return x;
+        using Tensor padded = F.pad(image, [pad, pad, pad, pad], PaddingModes.Replicate);
+        using Tensor down = Pass(padded, 2, image.shape[2], row);
+        return Pass(down, 3, image.shape[3], row);
     }
 
-    /// <summary>The separable binomial kernel of <paramref name="taps"/> taps (3: [1,2,1]/4, 5: [1,4,6,4,1]/16), as [1,1,taps,taps]: what <see cref="Blur"/> applies.</summary>
-    public static Tensor Binomial(int taps)
+    /// <summary>Σ_i row[i] · x shifted by i along <paramref name="dim"/>, <paramref name="length"/> long.</summary>
+    private static Tensor Pass(Tensor x, int dim, long length, float[] row)
+    {
+        using Tensor first = x.narrow(dim, 0, length);
+        Tensor sum = first.mul(row[0]);
+        for (int i = 1; i < row.Length; i++)
+        {
+            using Tensor shifted = x.narrow(dim, i, length);
+            _ = sum.add_(shifted, alpha: row[i]);
+        }
+
+        return sum;
+    }
+
+    /// <summary>The binomial row of <paramref name="taps"/> taps, normalised: [1,2,1]/4 or [1,4,6,4,1]/16.</summary>
+    private static float[] BinomialRow(int taps)
     {
         float[] row = taps switch
         {
@@ -62,7 +69,14 @@ internal sealed class AntiAliasedInput : FeatureNetworkWrapper
             5 => [1, 4, 6, 4, 1],
             _ => throw new ArgumentOutOfRangeException(nameof(taps), taps, "3 or 5"),
         };
-        using Tensor r = torch.tensor(row) / row.Sum();
+        float total = row.Sum();
+        return [.. row.Select(v => v / total)];
+    }
+
+    /// <summary>The separable binomial kernel of <paramref name="taps"/> taps (3: [1,2,1]/4, 5: [1,4,6,4,1]/16), as [1,1,taps,taps]: what <see cref="Blur"/> applies.</summary>
+    public static Tensor Binomial(int taps)
+    {
+        using Tensor r = torch.tensor(BinomialRow(taps));
         using Tensor outer = r.outer(r);
         return outer.reshape(1, 1, taps, taps);
     }

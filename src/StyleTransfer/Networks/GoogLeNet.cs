@@ -250,7 +250,7 @@ internal sealed class GoogLeNet : IFeatureNetwork
     private Tensor MaxPool(Tensor x, long kernel, string stage)
     {
         NetworkTensors.RequireFits(x, kernel, 0, Name, stage);
-        return F.max_pool2d(x, kernel_size: kernel, stride: 2, ceil_mode: true);
+        return MaxPooling.Pool2d(x, [kernel, kernel], [2, 2], [0, 0], ceilMode: true);
     }
 
     /// <summary>
@@ -303,7 +303,7 @@ internal sealed class GoogLeNet : IFeatureNetwork
             Tensor[] r = reduced.split(splits, 1);
             Tensor b2 = Branch2.Apply(r[1], padding: 1).relu_();
             Tensor b3 = Branch3.Apply(r[2], padding: 1).relu_();
-            Tensor pooled = F.max_pool2d(x, kernel_size: 3, stride: 1, padding: 1, ceil_mode: true);
+            Tensor pooled = MaxPooling.Pool2d(x, [3, 3], [1, 1], [1, 1], ceilMode: true);
             Tensor b4 = Branch4.Apply(pooled).relu_();
             return torch.cat([r[0], b2, b3, b4], 1);
         }

@@ -927,11 +927,11 @@ internal sealed class ResNet18 : IFeatureNetwork
             long[] kernel = [kh, kw], stride = [strideH, strideW];
             if (pads[2] <= pads[0] && pads[3] <= pads[1])
             {
-                return Crop(F.max_pool2d(x, kernel, stride, [pads[0], pads[1]]), oh, ow);
+                return Crop(MaxPooling.Pool2d(x, kernel, stride, [pads[0], pads[1]]), oh, ow);
             }
 
-            Tensor padded = F.pad(x, [pads[1], pads[3], pads[0], pads[2]], value: double.NegativeInfinity);
-            return F.max_pool2d(padded, kernel, stride);
+            using Tensor padded = F.pad(x, [pads[1], pads[3], pads[0], pads[2]], value: double.NegativeInfinity);
+            return MaxPooling.Pool2d(padded, kernel, stride, [0, 0]);
         }
     }
 

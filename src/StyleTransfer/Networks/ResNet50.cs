@@ -210,7 +210,7 @@ internal sealed class ResNet50 : IFeatureNetwork
             return result;
         }
 
-        x = F.max_pool2d(x, kernel_size: 3, stride: 2, padding: 1);
+        x = MaxPooling.Pool2d(x, [3, 3], [2, 2], [1, 1]);
         if (Emit("pool1", x))
         {
             return result;

@@ -265,5 +265,5 @@ internal sealed class Vgg19 : IFeatureNetwork, ISequentialConvNet
 
     private Tensor Pool(Tensor x) => Pooling == PoolingMode.Avg
         ? F.avg_pool2d(x, kernel_size: 2, stride: 2)
-        : F.max_pool2d(x, kernel_size: 2, stride: 2);
+        : MaxPooling.Pool2d(x, [2, 2], [2, 2], [0, 0]);
 }
