@@ -37,6 +37,39 @@ public sealed class LossTests
     }
 
     [Fact]
+    public void TheGramsWrittenOutBackwardIsAutogradsThroughTheProduct()
+    {
+        // One product (Ĝ + Ĝᵀ) F against autograd's chain through F Fᵀ, with an upstream gradient
+        // that is not symmetric, for every kind of map the losses see.
+        using var scope = torch.NewDisposeScope();
+        using var gen = new Generator(8);
+        Tensor wide = torch.randn(new long[] { 1, 6, 9, 11 }, dtype: ScalarType.Float64, generator: gen);
+        Tensor upstream = torch.randn(new long[] { 6, 6 }, dtype: ScalarType.Float64, generator: gen);
+        var maps = new (string Name, Tensor Map)[]
+        {
+            ("NCHW", wide),
+            ("channels-last", TensorLayout.ToChannelsLast(wide)),
+            ("cropped", wide.narrow(3, 2, 7)),
+            ("[N,H,W]", wide[0]),
+        };
+        foreach ((string name, Tensor map) in maps)
+        {
+            Tensor viaGram = map.detach().requires_grad_(true);
+            Tensor g = Gram.Compute(viaGram);
+            (g * upstream).sum().backward();
+
+            Tensor viaAutograd = map.detach().requires_grad_(true);
+            Tensor f = viaAutograd.reshape(6, -1);
+            Tensor expected = f.mm(f.t());
+            (expected * upstream).sum().backward();
+
+            Assert.True(TensorCompare.MaxRelativeError(expected.detach(), g.detach()) < 1e-12, name);
+            Assert.Equal(viaAutograd.grad!.shape, viaGram.grad!.shape);
+            Assert.True(TensorCompare.MaxRelativeError(viaAutograd.grad!, viaGram.grad!) < 1e-12, name);
+        }
+    }
+
+    [Fact]
     public void AStyleImageOfAnotherSizeIsComparedPerPosition()
     {
         using var scope = torch.NewDisposeScope();
