@@ -125,6 +125,7 @@ public sealed record StyleTransferOptions
     private readonly double? styleScale;
     private readonly SmallStyleMode? smallStyle;
     private readonly double? paletteTransfer;
+    private readonly int? lbfgsHistory;
     private readonly bool? antiAlias;
     private readonly bool? sizeInvariant;
 
@@ -201,8 +202,8 @@ public sealed record StyleTransferOptions
     /// <summary>L-BFGS with a strong-Wolfe line search (PyTorch's line_search_fn="strong_wolfe"); off: fixed steps, as torch.optim.LBFGS by default.</summary>
     public bool LineSearch { get => lineSearch ?? NetworkDefaults.For(Network).LineSearch; init => lineSearch = value; }
 
-    /// <summary>L-BFGS memory: how many (step, gradient change) pairs are kept. Each pair holds two image-sized tensors.</summary>
-    public int LbfgsHistory { get; init; } = 100;
+    /// <summary>L-BFGS memory: how many (step, gradient change) pairs are kept. Each pair holds two image-sized tensors. Null: the network's default (100; 25 for ResNet-18).</summary>
+    public int LbfgsHistory { get => lbfgsHistory ?? NetworkDefaults.For(Network).LbfgsHistory; init => lbfgsHistory = value; }
 
     /// <summary>Step size: L-BFGS's initial step scale, or Adam's learning rate (pixels are in [0,1]). Null: 1 for L-BFGS, 0.02 for Adam.</summary>
     public double? LearningRate { get; init; }

@@ -44,11 +44,14 @@ public sealed class HighResolutionTests : CliImagesTest
         MemoryPlan plan = MemoryBudget.Require(o, 2880, 3840, stylePixels, canTile: true);
         Assert.Equal((1024, 128, 5), (plan.Tile, plan.Halo, plan.History));
         Assert.InRange(plan.Estimate, 6L << 30, (long)((8L << 30) * MemoryBudget.PlanShare));
-        Assert.Equal($"memory: budget 8.0 GB (--max-memory); 1024 px tiles (+128 px halo), L-BFGS history 5 (of 100); estimated peak {MemoryBudget.Format(plan.Estimate)}", plan.Describe());
+        Assert.Equal($"memory: budget 8.0 GB (--max-memory); 1024 px tiles (+128 px halo), L-BFGS history 5 (of 25); estimated peak {MemoryBudget.Format(plan.Estimate)}", plan.Describe());
 
-        // The default run at 512 px is untouched: whole image, the full history.
+        // The default run at 512 px is untouched: whole image, the full history (ResNet-18's 25
+        // pairs, or the 100 asked for).
         MemoryPlan small = MemoryBudget.Require(NetworkFactory.DefaultOptions("resnet18") with { MaxMemory = 8L << 30 }, 384, 512, 768L * 576, canTile: true);
-        Assert.Equal((null, 100), (small.Tile, small.History));
+        Assert.Equal((null, 25), (small.Tile, small.History));
+        MemoryPlan asked = MemoryBudget.Require(NetworkFactory.DefaultOptions("resnet18") with { MaxMemory = 8L << 30, LbfgsHistory = 100 }, 384, 512, 768L * 576, canTile: true);
+        Assert.Equal((null, 100), (asked.Tile, asked.History));
 
         // Networks that cannot tile only get a shorter history, or a refusal.
         var e = Assert.Throws<StyleTransferException>(() => MemoryBudget.Require(NetworkFactory.DefaultOptions("alexnet") with { Size = 3840, MaxMemory = 4L << 30 }, 2880, 3840, stylePixels, canTile: false));
@@ -67,8 +70,8 @@ public sealed class HighResolutionTests : CliImagesTest
         Assert.Equal(0, MemoryBudget.AnchorPixels(NetworkFactory.DefaultOptions("vgg19") with { Size = 1024 }, 768, 1024));
 
         long style = 1536L * 1152, pixels = 1024L * 768, anchor = 512L * 384;
-        long with = MemoryBudget.Estimate(o, pixels, style, null, 0, 100, anchor);
-        Assert.Equal(NetworkFactory.EstimateWorkingBytes("resnet18", anchor), with - MemoryBudget.Estimate(o, pixels, style, null, 0, 100));
+        long with = MemoryBudget.Estimate(o, pixels, style, null, 0, o.LbfgsHistory, anchor);
+        Assert.Equal(NetworkFactory.EstimateWorkingBytes("resnet18", anchor), with - MemoryBudget.Estimate(o, pixels, style, null, 0, o.LbfgsHistory));
         Assert.Equal(with, MemoryBudget.Require(o, 768, 1024, style, canTile: true).Estimate);
 
         // Tiles keep the estimate measured for them (higher than the peak already).
@@ -115,8 +118,9 @@ public sealed class HighResolutionTests : CliImagesTest
         Assert.True(MemoryBudget.Planned(cpu with { Device = "cuda", MaxMemory = 8L << 30 }));
         Assert.True(MemoryBudget.Planned(cpu with { Device = "cuda:1", Tile = 512 }));
         Assert.Equal((12L << 30, "--max-memory"), MemoryBudget.BudgetFor(cpu with { Device = "cuda", MaxMemory = 12L << 30 }));
-        // As the H200 run of docs/high-resolution.md (Tübingen, The Starry Night: a 5760×3600 style image).
-        MemoryPlan plan = MemoryBudget.Require(cpu with { Device = "cuda", Size = 3840, MaxMemory = 12L << 30 }, 2880, 3840, 5760L * 3600, canTile: true);
+        // As the H200 run of docs/high-resolution.md (Tübingen, The Starry Night: a 5760×3600 style
+        // image), made when ResNet-18's default history was 100 pairs.
+        MemoryPlan plan = MemoryBudget.Require(cpu with { Device = "cuda", Size = 3840, MaxMemory = 12L << 30, LbfgsHistory = 100 }, 2880, 3840, 5760L * 3600, canTile: true);
         Assert.StartsWith("memory: budget 12.0 GB (--max-memory); 1024 px tiles (+128 px halo), L-BFGS history 20 (of 100)", plan.Describe());
     }
 

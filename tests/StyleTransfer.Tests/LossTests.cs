@@ -156,6 +156,17 @@ public sealed class LossTests
         Assert.Equal(FeatureTransformKind.None, o.FeatureTransform);
         Assert.Equal(StyleNormalization.Paper, o.StyleNormalization);
         Assert.All(o.EffectiveStyleLayerWeights, w => Assert.Equal(0.2, w, 12));
+        Assert.Equal(100, o.LbfgsHistory); // torch.optim.LBFGS's and neural-style's
+    }
+
+    [Fact]
+    public void TheLbfgsHistoryIsPerNetworkUnlessGiven()
+    {
+        Assert.Equal(25, NetworkFactory.DefaultOptions("resnet18").LbfgsHistory);
+        Assert.All(["vgg19", "alexnet", "googlenet", "resnet50"], n => Assert.Equal(100, NetworkFactory.DefaultOptions(n).LbfgsHistory));
+        Assert.Equal(100, (NetworkFactory.DefaultOptions("resnet18") with { LbfgsHistory = 100 }).LbfgsHistory);
+        Assert.Equal(100, (new StyleTransferOptions { LbfgsHistory = 25 } with { LbfgsHistory = 100, Network = "resnet18" }).LbfgsHistory);
+        Assert.Equal(100, (new StyleTransferOptions { Network = "resnet18" } with { Network = "vgg19" }).LbfgsHistory);
     }
 
     [Fact]
