@@ -252,8 +252,8 @@ internal static class Experiment
         }
 
         Device device = Prepare(options);
-        MemoryGuard.Check(options, device, [(stylePath, "style image", StyleEdge(options))], (long)size.Width * size.Height);
-        using Tensor style = ImageIO.LoadTensor(stylePath, "style image", StyleEdge(options));
+        MemoryGuard.Check(options, device, [(stylePath, "style image", options.EnlargedStyleEdge)], (long)size.Width * size.Height);
+        using Tensor style = ImageIO.LoadTensor(stylePath, "style image", options.EnlargedStyleEdge);
         using IFeatureNetwork network = NetworkFactory.Create(options, device);
         CheckLayers(network, "--layers", layers);
         long seed = options.Seed ?? PickSeed();
@@ -311,9 +311,9 @@ internal static class Experiment
     {
         ImageIO.CheckOutputPath(outputPath);
         Device device = Prepare(options);
-        MemoryGuard.Check(options, device, [(contentPath, "content image", options.Size), (stylePath, "style image", StyleEdge(options))]);
+        MemoryGuard.Check(options, device, [(contentPath, "content image", options.Size), (stylePath, "style image", options.EnlargedStyleEdge)]);
         using Tensor content = ImageIO.LoadTensor(contentPath, "content image", options.Size);
-        using Tensor style = ImageIO.LoadTensor(stylePath, "style image", StyleEdge(options));
+        using Tensor style = ImageIO.LoadTensor(stylePath, "style image", options.EnlargedStyleEdge);
         (int h, int w) = ((int)content.shape[2], (int)content.shape[3]);
         using IFeatureNetwork network = NetworkFactory.Create(options, device);
         foreach (TilePlan t in plan)
@@ -393,8 +393,6 @@ internal static class Experiment
         TorchRuntime.SetThreads(options.Threads);
         return TorchRuntime.ResolveDevice(options.Device);
     }
-
-    internal static int StyleEdge(StyleTransferOptions options) => options.EnlargedStyleEdge;
 
     private static long PickSeed() => Random.Shared.NextInt64(0, int.MaxValue);
 
