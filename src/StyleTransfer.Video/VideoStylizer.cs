@@ -76,7 +76,8 @@ public static class VideoStylizer
         }
 
         Ffmpeg? tools = !folderIn || videoOut ? Ffmpeg.Find(settings.SearchPath) : null;
-        int[] styleEdges = [.. stylePaths.Select((p, i) => Stylizer.StyleEdge(options, p, Stylizer.StyleName(stylePaths.Count, i)))];
+        string[] styleNames = [.. stylePaths.Select((_, i) => Stylizer.StyleName(stylePaths.Count, i))];
+        int[] styleEdges = [.. stylePaths.Select((p, i) => Stylizer.StyleEdge(options, p, styleNames[i]))];
 
         foreach (StyleMask m in options.StyleMasks ?? [])
         {
@@ -110,7 +111,7 @@ public static class VideoStylizer
 
         bool existing = Directory.Exists(frames);
         AtomicFile.CheckPath(existing ? Path.Combine(frames, FrameName(1, count)) : frames, existing ? "frames" : "output");
-        List<(string What, string Path)> inputs = [("input", input), .. stylePaths.Select(s => ("style image", s)), .. (options.StyleMasks ?? []).Select(m => ("mask", m.Path))];
+        List<(string What, string Path)> inputs = [("input", input), .. stylePaths.Select((s, i) => (styleNames[i], s)), .. (options.StyleMasks ?? []).Select(m => ("mask", m.Path))];
         OutputPaths.CheckDistinct(videoOut ? [("-o", output), ("the frames folder", frames)] : [("-o", output)], inputs);
 
         string fingerprint = Fingerprint(input, stylePaths, options, settings, width, height, count);
@@ -128,7 +129,7 @@ public static class VideoStylizer
         var loaded = new List<Tensor>();
         try
         {
-            List<Tensor> styles = [.. stylePaths.Select((p, i) => Keep(loaded, ImageIO.LoadTensor(p, "style image", styleEdges[i])))];
+            List<Tensor> styles = [.. stylePaths.Select((p, i) => Keep(loaded, ImageIO.LoadTensor(p, styleNames[i], styleEdges[i])))];
             Tensor?[]? masks = options.StyleMasks is null ? null : new Tensor?[stylePaths.Count];
             foreach (StyleMask m in options.StyleMasks ?? [])
             {
